@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Converts a PyTorch HybrIK checkpoint for hybrik-jax (no torch needed).
+
+Usage:
+  python convert_torch_weights.py resnet34_hybrik_mixed-a61b3c9c_20220211.pth \
+      weights/hybrik_resnet34
+  python convert_torch_weights.py --torchvision resnet34-b627a593.pth \
+      weights/resnet34_imagenet
+
+The output folder holds ``variables/`` (orbax checkpoint), ``report.json`` and,
+for HybrIK checkpoints, ``smpl_neutral.npz`` (the SMPL model carried by the
+checkpoint). Exits with status 1 and a one-line message on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parse_args(argv):
+  parser = argparse.ArgumentParser(
+      description="Convert an mmhuman3d resnet34_hybrik_mixed checkpoint "
+      "(or torchvision ResNet-34 weights with --torchvision) to hybrik-jax.")
+  parser.add_argument("checkpoint",
+                      help="the .pth file (torch.save zip format)")
+  parser.add_argument("out_dir", help="output folder (created)")
+  parser.add_argument("--overwrite", action="store_true",
+                      help="replace OUT_DIR if it exists and is not empty")
+  parser.add_argument("--torchvision", action="store_true",
+                      help="the input is torchvision's ImageNet ResNet-34 "
+                      "state_dict: convert it as backbone initialisation")
+  parser.add_argument("--verbose", action="store_true",
+                      help="print full error messages")
+  return parser.parse_args(argv)
+
+
+def _one_line(message: str) -> str:
+  lines = [l.strip() for l in str(message).strip().splitlines() if l.strip()]
+  if not lines:
+    return "unknown error"
+  text, rest = lines[0], lines[1:]
+  if text.endswith(":") and rest:  # "N problem(s) ...:" + first problem
+    text, rest = f"{text} {rest[0]}", rest[1:]
+  if rest:
+    text += f" (+{len(rest)} more; --verbose lists them all)"
+  return text
+
+
+def main(argv=None) -> int:
+  args = _parse_args(argv)
+  # Imported here so that --help is instant.
+  from hybrik_jax import convert  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import safe_pickle  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import torch_format  # pylint: disable=g-import-not-at-top
+  errors = (convert.ConversionError, torch_format.CheckpointFormatError,
+            safe_pickle.UnsafePickleError, OSError)
+  try:
+    # pylint: disable-next=g-import-not-at-top
+    from hybrik_jax.model import weight_mapping
+    errors += (weight_mapping.WeightMappingError,)
+  except ImportError:
+    pass
+  try:
+    if args.torchvision:
+      report = convert.convert_torchvision_resnet34(
+          args.checkpoint, args.out_dir, overwrite=args.overwrite)
+    else:
+      report = convert.convert_checkpoint(
+          args.checkpoint, args.out_dir, overwrite=args.overwrite)
+  except errors as e:
+    message = str(e) if args.verbose else _one_line(e)
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in message:
+      message = f"{e.filename}: {message}"
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+  tensors = report["tensors"]
+  variables = report["variables"]
+  print(f"converted {report['source']['file']} "
+        f"(sha256 {report['source']['sha256'][:12]}) -> {args.out_dir}")
+  print(f"  tensors: {tensors['total']} total, {tensors['mapped']} mapped, "
+        f"{tensors['ignored']} ignored")
+  print(f"  variables: {variables['arrays']} arrays, "
+        f"{variables['params']:,} trainable parameters, "
+        f"{variables['scalars']:,} values in all")
+  meta = report.get("meta") or {}
+  if meta:
+    print("  meta: " + ", ".join(f"{k}={v}" for k, v in sorted(meta.items())
+                                 if k != "time"))
+  smpl = report.get("smpl_neutral")
+  if smpl:
+    print(f"  SMPL: {smpl['file']} ({smpl['num_vertices']} vertices, "
+          f"{smpl['num_faces']} faces)")
+  elif not args.torchvision:
+    print("  SMPL: no smpl.* buffers in the checkpoint (none written)")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
