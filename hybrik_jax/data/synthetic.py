@@ -1,0 +1,663 @@
+"""Synthetic HybrIK dataset: rendered random SMPL bodies with full annotations.
+
+The embedded default dataset for machines without licensed data. It poses the
+package's synthetic "capsule body" SMPL model (``hybrik_jax.assets``) with
+random plausible poses and shapes, places it upright in front of a pinhole
+camera, renders it with part colours over a random background, and writes
+JPEG images plus two annotation files in mmhuman3d's HumanData layout:
+
+* ``synthetic_train.npz`` -- laid out like ``hybrik_h36m_train.npz``: units
+  **millimetres**, ``depth_factor`` = 2000, ``config`` = 'h36m'.
+* ``synthetic_test.npz`` -- laid out like ``hybrik_pw3d_test.npz``: units
+  **metres**, ``depth_factor`` = 2.0, ``config`` = 'pw3d'. Unlike the real
+  3DPW file it keeps the 5 leaf joints visible, fills ``keypoints3d17`` with
+  real (u, v, z - z_root) values instead of zeros, and also stores ``phi``.
+
+Keys (N samples; 190-joint HumanData keypoint arrays, the 29 HybrIK joints at
+``conventions.HYBRIK29_IDXS``, the 17 H36M joints at ``conventions.H36M_IDXS``,
+everything else zero with mask 0):
+  image_path (list of 'images/NNNNNN.jpg', relative to the output folder),
+  image_height / image_width (lists of int), bbox_xywh [N, 5] (clipped xyxy of
+  the rendered silhouette + a column of ones, as the converters write it),
+  smpl {thetas [N, 24, 3] axis-angle (camera-frame global orientation first),
+  betas [N, 10]}, cam_param {f [N, 2], c [N, 2], intrinsic [N, 3, 3] = K^-1},
+  phi [N, 23, 2] (cos, sin) true twists, phi_weight [N, 23, 2] ones,
+  root_cam [N, 3] float32 (SMPL pelvis in camera frame), depth_factor [N],
+  keypoints3d [N, 190, 4] = [u_px, v_px, z - z_pelvis, 1],
+  keypoints3d_cam = [x, y, z, 1], keypoints3d_relative = [xyz - pelvis, 1],
+  keypoints3d17 / _cam / _relative likewise for the H36M joints regressed from
+  the posed mesh (relative to the H36M pelvis, joint 0), and a ``<key>_mask``
+  [190] uint8 for every keypoint key.
+
+The 29 joints are the 24 SMPL joints (forward kinematics) and the 5 leaf
+vertices (``tables.LEAF_VERTEX_IDS``) of the posed mesh. Camera frame:
+OpenCV (x right, y down, z forward). The twist phis are the exact swing-twist
+split of each generating rotation about its rest bone (joint -> HybrIK child),
+so HybrIK's eval-mode IK given the forward-kinematics skeleton and these phis
+reproduces the generating rotations.
+
+Run: ``python -m hybrik_jax.data.synthetic --out DIR --num N [--num-test M]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from hybrik_jax import render
+from hybrik_jax.data import conventions
+from hybrik_jax.smpl import tables
+
+NUM_KEYPOINTS = conventions.NUM_HUMAN_DATA_JOINTS  # 190
+HYBRIK29_IDXS = np.asarray(conventions.HYBRIK29_IDXS)
+H36M_IDXS = np.asarray(conventions.H36M_IDXS)
+
+# Per-joint limits of the sampled body pose: axis-angle components (x, y, z)
+# in radians, in the template frame (+x = body's left, +y up, +z forward).
+# A component is drawn uniformly in [lo, hi] (every range contains 0) and
+# scaled by a per-sample "activity" factor. Knees flex one way (+x), elbows
+# one way (-y for the left arm, +y for the right arm).
+_R = lambda lo, hi: (lo, hi)  # noqa: E731 - readability of the table.
+JOINT_LIMITS = {
+    "left_hip": (_R(-1.5, 0.4), _R(-0.4, 0.4), _R(-0.2, 0.7)),
+    "right_hip": (_R(-1.5, 0.4), _R(-0.4, 0.4), _R(-0.7, 0.2)),
+    "spine1": (_R(-0.15, 0.35), _R(-0.25, 0.25), _R(-0.15, 0.15)),
+    "left_knee": (_R(0.0, 2.0), _R(0.0, 0.0), _R(0.0, 0.0)),
+    "right_knee": (_R(0.0, 2.0), _R(0.0, 0.0), _R(0.0, 0.0)),
+    "spine2": (_R(-0.1, 0.25), _R(-0.2, 0.2), _R(-0.1, 0.1)),
+    "left_ankle": (_R(-0.3, 0.5), _R(-0.2, 0.2), _R(-0.15, 0.15)),
+    "right_ankle": (_R(-0.3, 0.5), _R(-0.2, 0.2), _R(-0.15, 0.15)),
+    "spine3": (_R(-0.1, 0.2), _R(-0.2, 0.2), _R(-0.1, 0.1)),
+    "left_foot": (_R(-0.1, 0.1), _R(-0.1, 0.1), _R(-0.1, 0.1)),
+    "right_foot": (_R(-0.1, 0.1), _R(-0.1, 0.1), _R(-0.1, 0.1)),
+    "neck": (_R(-0.3, 0.4), _R(-0.4, 0.4), _R(-0.25, 0.25)),
+    "left_collar": (_R(-0.15, 0.15), _R(-0.15, 0.15), _R(-0.15, 0.15)),
+    "right_collar": (_R(-0.15, 0.15), _R(-0.15, 0.15), _R(-0.15, 0.15)),
+    "jaw": (_R(-0.2, 0.2), _R(-0.3, 0.3), _R(-0.15, 0.15)),
+    "left_shoulder": (_R(-0.6, 0.6), _R(-1.2, 0.5), _R(-1.4, 0.6)),
+    "right_shoulder": (_R(-0.6, 0.6), _R(-0.5, 1.2), _R(-0.6, 1.4)),
+    "left_elbow": (_R(-0.3, 0.3), _R(-2.2, 0.0), _R(0.0, 0.0)),
+    "right_elbow": (_R(-0.3, 0.3), _R(0.0, 2.2), _R(0.0, 0.0)),
+    "left_wrist": (_R(-0.5, 0.5), _R(-0.4, 0.4), _R(-0.4, 0.4)),
+    "right_wrist": (_R(-0.5, 0.5), _R(-0.4, 0.4), _R(-0.4, 0.4)),
+    "left_thumb": (_R(-0.2, 0.2), _R(-0.2, 0.2), _R(-0.2, 0.2)),
+    "right_thumb": (_R(-0.2, 0.2), _R(-0.2, 0.2), _R(-0.2, 0.2)),
+}
+# [23, 3, 2] (lo, hi) per body joint 1..23 and axis.
+POSE_LIMITS = np.asarray(
+    [JOINT_LIMITS[name] for name in tables.JOINT_NAMES_29[1:24]],
+    dtype=np.float64)
+
+DEFAULT_IMAGE_SIZE = (480, 640)  # (W, H): portrait, like 3DPW's frames.
+TRAIN_DEPTH_FACTOR = 2000.0  # mm (H36M-like).
+TEST_DEPTH_FACTOR = 2.0  # m (3DPW-like).
+_BATCH = 32  # SMPL forward batch (fixed: one compilation).
+
+
+# ----------------------------------------------------------------------------
+# Sampling.
+
+
+def sample_betas(rng: np.random.Generator, num: int, clip: float = 2.0
+                 ) -> np.ndarray:
+  """[num, 10] shape coefficients ~ N(0, 1) clipped to [-clip, clip]."""
+  return np.clip(rng.standard_normal((num, tables.NUM_BETAS)), -clip, clip)
+
+
+def sample_body_pose(rng: np.random.Generator, num: int,
+                     activity: tuple[float, float] = (0.4, 1.0)) -> np.ndarray:
+  """Random plausible body poses.
+
+  Args:
+    rng: numpy random generator.
+    num: number of poses.
+    activity: range of a per-sample factor that scales all joint angles
+      (smaller = closer to the rest T-pose).
+
+  Returns:
+    [num, 23, 3] axis-angle (radians) of SMPL joints 1..23, parent-relative.
+  """
+  lo, hi = POSE_LIMITS[..., 0], POSE_LIMITS[..., 1]  # [23, 3]
+  u = rng.uniform(size=(num, 23, 3))
+  scale = rng.uniform(activity[0], activity[1], size=(num, 1, 1))
+  return (lo + (hi - lo) * u) * scale
+
+
+def upright_orientation(yaw: np.ndarray, tilt_x: np.ndarray,
+                        tilt_z: np.ndarray) -> np.ndarray:
+  """Camera-frame global orientations of an upright body facing the camera.
+
+  The template has +y up and faces +z; 180 degrees about x makes it stand
+  upright in the camera frame (y down) facing the camera (-z). Then a yaw
+  about the camera's vertical axis and small tilts about x and z.
+
+  Args:
+    yaw, tilt_x, tilt_z: [N] angles in radians.
+
+  Returns:
+    [N, 3, 3] rotation matrices.
+  """
+  flip = Rotation.from_rotvec([np.pi, 0.0, 0.0])
+  yaw_r = Rotation.from_rotvec(np.stack(
+      [np.zeros_like(yaw), yaw, np.zeros_like(yaw)], -1))
+  tilt = (Rotation.from_rotvec(np.stack(
+      [tilt_x, np.zeros_like(tilt_x), np.zeros_like(tilt_x)], -1))
+          * Rotation.from_rotvec(np.stack(
+              [np.zeros_like(tilt_z), np.zeros_like(tilt_z), tilt_z], -1)))
+  return (tilt * yaw_r * flip).as_matrix()
+
+
+def sample_global_orient(rng: np.random.Generator, num: int,
+                         max_yaw_deg: float = 90.0,
+                         max_tilt_deg: float = 10.0) -> np.ndarray:
+  """[num, 3] axis-angle: upright, facing the camera, yaw +-90, tilt +-10."""
+  yaw = np.deg2rad(rng.uniform(-max_yaw_deg, max_yaw_deg, num))
+  tx = np.deg2rad(rng.uniform(-max_tilt_deg, max_tilt_deg, num))
+  tz = np.deg2rad(rng.uniform(-max_tilt_deg, max_tilt_deg, num))
+  return Rotation.from_matrix(upright_orientation(yaw, tx, tz)).as_rotvec()
+
+
+# ----------------------------------------------------------------------------
+# Kinematics in numpy (float64).
+
+
+def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
+  """[..., 3] axis-angle -> [..., 3, 3] rotation matrices (float64)."""
+  aa = np.asarray(aa, dtype=np.float64)
+  flat = Rotation.from_rotvec(aa.reshape(-1, 3)).as_matrix()
+  return flat.reshape(aa.shape[:-1] + (3, 3))
+
+
+def rest_skeleton29(model, betas: np.ndarray) -> np.ndarray:
+  """HybrIK rest skeleton of shaped bodies (numpy, float64).
+
+  Args:
+    model: SMPLModel (arrays are read with np.asarray).
+    betas: [N, NB] shape coefficients.
+
+  Returns:
+    [N, 29, 3] rest joints in metres (template frame): J_regressor . v_shaped
+    for the 24 SMPL joints, shaped template vertices for the 5 leaves.
+  """
+  betas = np.asarray(betas, dtype=np.float64)
+  nb = betas.shape[-1]
+  v_template = np.asarray(model.v_template, dtype=np.float64)
+  shapedirs = np.asarray(model.shapedirs, dtype=np.float64)[..., :nb]
+  j_reg = np.asarray(model.J_regressor, dtype=np.float64)
+  v_shaped = v_template[None] + np.einsum("nl,vkl->nvk", betas, shapedirs)
+  joints = np.einsum("jv,nvk->njk", j_reg, v_shaped)
+  leaves = v_shaped[:, np.asarray(tables.LEAF_VERTEX_IDS)]
+  return np.concatenate([joints, leaves], axis=1)
+
+
+def swing_twist_phis(rot_mats: np.ndarray, rest29: np.ndarray) -> np.ndarray:
+  """True HybrIK twists of local rotations by swing-twist decomposition.
+
+  For SMPL joint j = 1..23 with rest bone t = rest[children[j]] - rest[j]
+  (``tables.HYBRIK_CHILDREN``), the local rotation is split as
+  R_j = Swing . Twist, Swing the minimal rotation taking t/|t| to R_j t/|t|
+  and Twist a rotation about t by angle phi. Then HybrIK's IK (which builds
+  exactly that swing from the target bone) recovers R_j from (cos, sin)(phi).
+
+  Args:
+    rot_mats: [N, 24, 3, 3] local rotations (row 0, the root, is unused).
+    rest29: [N, 29, 3] rest skeleton (``rest_skeleton29``).
+
+  Returns:
+    [N, 23, 2] unit (cos phi, sin phi); entry k belongs to joint k + 1.
+  """
+  rot_mats = np.asarray(rot_mats, dtype=np.float64)
+  rest29 = np.asarray(rest29, dtype=np.float64)
+  joints = np.arange(1, 24)
+  children = np.asarray(tables.HYBRIK_CHILDREN)[joints]
+  t = rest29[:, children] - rest29[:, joints]  # [N, 23, 3]
+  n = t / np.linalg.norm(t, axis=-1, keepdims=True)
+  r = rot_mats[:, 1:]  # [N, 23, 3, 3]
+  rn = np.einsum("nkij,nkj->nki", r, n)  # rotated bone direction
+  # Swing: rotation taking unit n to unit rn, R = I + [v]x + [v]x^2 / (1 + c).
+  v = np.cross(n, rn)
+  c = np.sum(n * rn, axis=-1)
+  vx = _skew(v)
+  swing = (np.eye(3) + vx
+           + vx @ vx / np.maximum(1.0 + c, 1e-12)[..., None, None])
+  twist = np.swapaxes(swing, -1, -2) @ r  # rotation about n
+  cos = (np.trace(twist, axis1=-2, axis2=-1) - 1.0) / 2.0
+  w = np.stack([twist[..., 2, 1] - twist[..., 1, 2],
+                twist[..., 0, 2] - twist[..., 2, 0],
+                twist[..., 1, 0] - twist[..., 0, 1]], -1) / 2.0
+  sin = np.sum(w * n, axis=-1)
+  phis = np.stack([cos, sin], axis=-1)
+  return phis / np.linalg.norm(phis, axis=-1, keepdims=True)
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+  z = np.zeros_like(v[..., 0])
+  return np.stack([np.stack([z, -v[..., 2], v[..., 1]], -1),
+                   np.stack([v[..., 2], z, -v[..., 0]], -1),
+                   np.stack([-v[..., 1], v[..., 0], z], -1)], -2)
+
+
+def fk_skeleton29(rot_mats: np.ndarray, rest29: np.ndarray) -> np.ndarray:
+  """Forward kinematics of the 29-joint HybrIK skeleton (numpy, float64).
+
+  Args:
+    rot_mats: [N, 24, 3, 3] local rotations (root first).
+    rest29: [N, 29, 3] rest skeleton.
+
+  Returns:
+    [N, 29, 3] posed joints (metres, model frame: the pelvis stays at
+    rest29[:, 0], as in SMPL without translation). The 5 leaves move rigidly
+    with their parents (identity leaf rotations), as in the golden fixtures'
+    ``pose_skeleton_fk``.
+  """
+  rot_mats = np.asarray(rot_mats, dtype=np.float64)
+  rest29 = np.asarray(rest29, dtype=np.float64)
+  parents = tables.HYBRIK_PARENTS
+  glob = [None] * len(parents)
+  pos = [None] * len(parents)
+  glob[0], pos[0] = rot_mats[:, 0], rest29[:, 0]
+  for j in range(1, len(parents)):
+    p = parents[j]
+    bone = rest29[:, j] - rest29[:, p]
+    pos[j] = pos[p] + np.einsum("nij,nj->ni", glob[p], bone)
+    glob[j] = glob[p] @ rot_mats[:, j] if j < tables.NUM_SMPL_JOINTS else None
+  return np.stack(pos, axis=1)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_forward():
+  import jax
+  from hybrik_jax.smpl import forward
+  return jax.jit(forward)
+
+
+def smpl_forward_batched(model, betas: np.ndarray, thetas: np.ndarray,
+                         batch: int = _BATCH) -> dict[str, np.ndarray]:
+  """SMPL forward (``hybrik_jax.smpl.forward``) in fixed-size jitted chunks.
+
+  Args:
+    model: SMPLModel with an H36M ``J_regressor_extra``.
+    betas: [N, 10].
+    thetas: [N, 24, 3] axis-angle (global orientation first).
+    batch: chunk size (the last chunk is padded; one compilation).
+
+  Returns:
+    dict of numpy float64 arrays: vertices [N, V, 3], joints [N, 24, 3],
+    joints_extra [N, 17, 3]; metres, model frame, no translation.
+  """
+  fn = _jitted_forward()
+  n = betas.shape[0]
+  outs = {"vertices": [], "joints": [], "joints_extra": []}
+  for start in range(0, n, batch):
+    b = betas[start:start + batch]
+    th = thetas[start:start + batch]
+    m = b.shape[0]
+    pad = batch - m
+    if pad:
+      b = np.concatenate([b, np.zeros((pad,) + b.shape[1:])])
+      th = np.concatenate([th, np.zeros((pad,) + th.shape[1:])])
+    res = fn(model, b.astype(np.float32), th[:, 1:].astype(np.float32),
+             th[:, 0].astype(np.float32))
+    for k in outs:
+      outs[k].append(np.asarray(res[k], dtype=np.float64)[:m])
+  return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+# ----------------------------------------------------------------------------
+# Images.
+
+
+def random_background(rng: np.random.Generator, height: int, width: int
+                      ) -> np.ndarray:
+  """[H, W, 3] uint8 RGB background: gradient, smooth noise or checkers.
+
+  Plus a few random filled rectangles / ellipses and mild pixel noise.
+  """
+  kind = rng.integers(3)
+  c0, c1 = rng.uniform(0, 255, (2, 3)).astype(np.float32)
+  if kind == 0:  # Linear gradient in a random direction.
+    a = rng.uniform(0, 2 * np.pi)
+    xs = np.linspace(0, 1, width, dtype=np.float32) * np.cos(a) * width
+    ys = np.linspace(0, 1, height, dtype=np.float32) * np.sin(a) * height
+    t = xs[None, :] + ys[:, None]
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    img = c0 * (1 - t[..., None]) + c1 * t[..., None]
+  elif kind == 1:  # Smooth colour noise.
+    gh = int(rng.integers(2, 9))
+    gw = max(2, round(gh * width / height))
+    small = rng.uniform(0, 255, (gh, gw, 3)).astype(np.float32)
+    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+  else:  # Rotated checkerboard.
+    cell = rng.uniform(12, 80)
+    a = rng.uniform(0, np.pi / 2)
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xr = (xs * np.cos(a) + ys * np.sin(a)) / cell
+    yr = (-xs * np.sin(a) + ys * np.cos(a)) / cell
+    parity = (np.floor(xr) + np.floor(yr)) % 2
+    img = np.where(parity[..., None] > 0, c0, c1)
+  img = np.ascontiguousarray(img, dtype=np.float32)
+  for _ in range(rng.integers(0, 5)):
+    col = tuple(float(x) for x in rng.uniform(0, 255, 3))
+    cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+    sx, sy = rng.uniform(10, width / 3), rng.uniform(10, height / 3)
+    if rng.uniform() < 0.5:
+      cv2.rectangle(img, (int(cx - sx), int(cy - sy)),
+                    (int(cx + sx), int(cy + sy)), col, -1)
+    else:
+      cv2.ellipse(img, (int(cx), int(cy)), (int(sx), int(sy)),
+                  float(rng.uniform(0, 180)), 0, 360, col, -1)
+  noise = rng.standard_normal((height, width, 1), dtype=np.float32)
+  img += noise * rng.uniform(0, 12)
+  return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def place_in_view(vertices: np.ndarray, focal: float, princpt: np.ndarray,
+                  image_wh: tuple[int, int], depth: float,
+                  rng: np.random.Generator, fill: float = 0.9,
+                  margin: float = 4.0) -> np.ndarray:
+  """Chooses the camera-frame pelvis position of a body.
+
+  Args:
+    vertices: [V, 3] camera-oriented vertices relative to the pelvis (metres).
+    focal: focal length (px).
+    princpt: [2] principal point (px).
+    image_wh: (W, H).
+    depth: desired pelvis depth (metres); increased when the body would not
+      fit into ``fill`` of the image.
+    rng: random generator (horizontal/vertical placement).
+    fill: largest allowed fraction of the image side covered by the body.
+    margin: pixels kept free at the border (where the body fits).
+
+  Returns:
+    [3] pelvis position in the camera frame (metres).
+  """
+  w, h = image_wh
+  root = np.array([0.0, 0.0, depth])
+  for _ in range(3):  # Projected size ~ 1/z: converge in a few steps.
+    uv = render.project_points(vertices + root, focal, princpt)
+    ext = uv.max(0) - uv.min(0)
+    grow = max(ext[0] / (fill * w), ext[1] / (fill * h), 1.0)
+    if grow <= 1.0:
+      break
+    root[2] *= grow * 1.01
+  uv = render.project_points(vertices + root, focal, princpt)
+  lo, hi = uv.min(0), uv.max(0)
+  shift = np.zeros(2)
+  for k, size in enumerate((w, h)):
+    a, b = margin - lo[k], size - 1 - margin - hi[k]
+    shift[k] = rng.uniform(a, b) if a <= b else ((size - 1) - lo[k] - hi[k]) / 2
+  root[:2] += shift * root[2] / focal
+  return root
+
+
+# ----------------------------------------------------------------------------
+# Annotations.
+
+
+def _to_190(values: np.ndarray, idxs: np.ndarray, vis: float = 1.0
+            ) -> np.ndarray:
+  """[N, K, 3] -> [N, 190, 4]: (x, y, z, vis) at ``idxs``, zeros elsewhere."""
+  out = np.zeros((values.shape[0], NUM_KEYPOINTS, 4), dtype=np.float64)
+  out[:, idxs, :3] = values
+  out[:, idxs, 3] = vis
+  return out
+
+
+def build_annotations(records: dict, idx: np.ndarray, unit: float,
+                      depth_factor: float, config: str) -> dict:
+  """HumanData dict for the samples ``idx``.
+
+  Args:
+    records: per-sample arrays (metres) collected by ``generate``.
+    idx: [n] sample indices of this split.
+    unit: 1000 for millimetres, 1 for metres.
+    depth_factor: stored ``depth_factor`` (2000 mm or 2.0 m).
+    config: stored ``config`` string.
+  """
+  f = records["focal"][idx]  # [n]
+  c = records["princpt"][idx]  # [n, 2]
+  n = idx.size
+  k = np.zeros((n, 3, 3), dtype=np.float64)
+  k[:, 0, 0] = f
+  k[:, 1, 1] = f
+  k[:, :2, 2] = c
+  k[:, 2, 2] = 1.0
+  k_inv = np.linalg.inv(k.astype(np.float32)).astype(np.float32)
+
+  def uvd(cam, root_z):  # cam [n, K, 3] metres -> [n, K, 3] (u, v, dz*unit)
+    uv = cam[..., :2] / cam[..., 2:3] * f[:, None, None] + c[:, None]
+    return np.concatenate([uv, (cam[..., 2:3] - root_z[:, None, None]) * unit],
+                          axis=-1)
+
+  j29 = records["joints29_cam"][idx]  # [n, 29, 3] m
+  j17 = records["joints17_cam"][idx]  # [n, 17, 3] m
+  mask29 = np.zeros(NUM_KEYPOINTS, dtype=np.uint8)
+  mask29[HYBRIK29_IDXS] = 1
+  mask17 = np.zeros(NUM_KEYPOINTS, dtype=np.uint8)
+  mask17[H36M_IDXS] = 1
+  data = {
+      "image_path": [records["image_path"][i] for i in idx],
+      "image_height": [int(records["image_hw"][i, 0]) for i in idx],
+      "image_width": [int(records["image_hw"][i, 1]) for i in idx],
+      "bbox_xywh": np.concatenate(
+          [records["bbox_xyxy"][idx], np.ones((n, 1))], axis=1),
+      "smpl": {"thetas": records["thetas"][idx],
+               "betas": records["betas"][idx]},
+      "cam_param": {"f": np.stack([f, f], -1).astype(np.float32),
+                    "c": c.astype(np.float32),
+                    "intrinsic": k_inv},
+      "phi": records["phis"][idx].astype(np.float32),
+      "phi_weight": np.ones((n, 23, 2), dtype=np.float64),
+      "root_cam": (j29[:, 0] * unit).astype(np.float32),
+      "depth_factor": np.full(n, depth_factor, dtype=np.float64),
+      "keypoints3d": _to_190(uvd(j29, j29[:, 0, 2]), HYBRIK29_IDXS),
+      "keypoints3d_cam": _to_190(j29 * unit, HYBRIK29_IDXS),
+      "keypoints3d_relative": _to_190((j29 - j29[:, :1]) * unit,
+                                      HYBRIK29_IDXS),
+      "keypoints3d17": _to_190(uvd(j17, j17[:, 0, 2]), H36M_IDXS),
+      "keypoints3d17_cam": _to_190(j17 * unit, H36M_IDXS),
+      "keypoints3d17_relative": _to_190((j17 - j17[:, :1]) * unit, H36M_IDXS),
+      "config": config,
+  }
+  for key in ("keypoints3d", "keypoints3d_cam", "keypoints3d_relative"):
+    data[key + "_mask"] = mask29.copy()
+  for key in ("keypoints3d17", "keypoints3d17_cam", "keypoints3d17_relative"):
+    data[key + "_mask"] = mask17.copy()
+  return data
+
+
+def _save(path: Path, data: dict) -> None:
+  from hybrik_jax.data.human_data import save_human_data
+  save_human_data(str(path), data)
+
+
+# ----------------------------------------------------------------------------
+# Generation.
+
+
+def generate(out_dir, num: int, num_test: Optional[int] = None,
+             seed: int = 0, image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+             focal_range: Optional[tuple[float, float]] = None,
+             depth_range: tuple[float, float] = (3.0, 6.0),
+             jpeg_quality: int = 90, model=None, progress: bool = True
+             ) -> dict:
+  """Generates the synthetic dataset.
+
+  Args:
+    out_dir: output folder (created). Writes ``images/NNNNNN.jpg``,
+      ``synthetic_train.npz``, ``synthetic_test.npz`` and
+      ``synthetic_info.json``.
+    num: total number of samples.
+    num_test: how many of them (the last ones) form the test split; default
+      20% (at least 1 when num >= 2).
+    seed: random seed (output is deterministic given the seed).
+    image_size: (W, H) pixels.
+    focal_range: focal length range (px); default (1000, 1500) * H / 640,
+      i.e. 1000-1500 px for the default 480x640 images and the same field of
+      view for other sizes.
+    depth_range: pelvis depth range (m), increased per sample where needed so
+      that the whole body fits into 90% of the image.
+    jpeg_quality: JPEG quality.
+    model: SMPLModel with the H36M extra regressor; default the package's
+      synthetic model.
+    progress: show a tqdm progress bar.
+
+  Returns:
+    dict with 'train' / 'test' paths, 'num_train', 'num_test', 'seconds'.
+  """
+  from tqdm import tqdm
+
+  if num < 1:
+    raise ValueError(f"--num must be >= 1, got {num}")
+  if num_test is None:
+    num_test = max(1, round(0.2 * num)) if num >= 2 else 0
+  if not 0 <= num_test <= num:
+    raise ValueError(f"--num-test must be in [0, {num}], got {num_test}")
+  if model is None:
+    from hybrik_jax import assets
+    model = assets.load_synthetic_smpl()
+  if model.J_regressor_extra is None:
+    raise ValueError("the SMPL model needs an H36M J_regressor_extra [17, V]")
+  out_dir = Path(out_dir)
+  (out_dir / "images").mkdir(parents=True, exist_ok=True)
+  t_start = time.perf_counter()
+  w, h = int(image_size[0]), int(image_size[1])
+  if focal_range is None:
+    focal_range = (1000.0 * h / 640.0, 1500.0 * h / 640.0)
+  rng = np.random.default_rng(seed)
+
+  # Parameters of all samples up front (determinism independent of batching).
+  betas = sample_betas(rng, num)
+  body_pose = sample_body_pose(rng, num)
+  global_orient = sample_global_orient(rng, num)
+  thetas = np.concatenate([global_orient[:, None], body_pose], axis=1)
+  focal = rng.uniform(*focal_range, num)
+  princpt = np.array([w / 2.0, h / 2.0]) + rng.normal(0, 0.01, (num, 2)) * [
+      w, h]
+  depth = rng.uniform(*depth_range, num)
+  sample_seeds = rng.integers(0, 2**31 - 1, num)
+
+  rest29 = rest_skeleton29(model, betas)  # [N, 29, 3]
+  rot_mats = axis_angle_to_matrix(thetas)  # [N, 24, 3, 3]
+  phis = swing_twist_phis(rot_mats, rest29)  # [N, 23, 2]
+  faces = np.asarray(model.faces, dtype=np.int64)
+  lbs_weights = np.asarray(model.lbs_weights)
+  base_colors = render.part_face_colors(lbs_weights, faces)  # [F, 3]
+  leaf_ids = np.asarray(tables.LEAF_VERTEX_IDS)
+
+  records = {
+      "betas": betas, "thetas": thetas, "phis": phis, "focal": focal,
+      "princpt": princpt, "image_path": [], "image_hw": np.zeros((num, 2)),
+      "bbox_xyxy": np.zeros((num, 4)), "joints29_cam": np.zeros((num, 29, 3)),
+      "joints17_cam": np.zeros((num, 17, 3)),
+  }
+  bar = tqdm(total=num, desc="synthetic", disable=not progress)
+  for start in range(0, num, _BATCH):
+    sl = slice(start, min(start + _BATCH, num))
+    smpl_out = smpl_forward_batched(model, betas[sl], thetas[sl])
+    for i_local, i in enumerate(range(sl.start, sl.stop)):
+      srng = np.random.default_rng(sample_seeds[i])
+      verts = smpl_out["vertices"][i_local]  # [V, 3], pelvis at rest29[i, 0]
+      pelvis = smpl_out["joints"][i_local, 0]
+      root = place_in_view(verts - pelvis, focal[i], princpt[i], (w, h),
+                           depth[i], srng)
+      shift = root - pelvis
+      verts_cam = verts + shift
+      joints29 = np.concatenate(
+          [smpl_out["joints"][i_local], verts[leaf_ids]], axis=0) + shift
+      joints17 = smpl_out["joints_extra"][i_local] + shift
+
+      background = random_background(srng, h, w)
+      colors = base_colors * srng.uniform(0.8, 1.2, size=(1, 3))
+      light = np.array([srng.uniform(-0.6, 0.6), srng.uniform(-0.8, 0.2),
+                        -1.0])
+      out = render.render_mesh(verts_cam, faces, focal[i], princpt[i], (h, w),
+                               face_colors=np.clip(colors, 0, 255),
+                               background=background, light_dir=light,
+                               ambient=srng.uniform(0.25, 0.5))
+      mask = out["mask"]
+      if mask.any():
+        ys, xs = np.nonzero(mask)
+        box = [xs.min(), ys.min(), xs.max(), ys.max()]
+      else:  # Body outside the image: box of the projected mesh, clipped.
+        uv = render.project_points(verts_cam, focal[i], princpt[i])
+        box = [*uv.min(0), *uv.max(0)]
+      box = np.clip(np.asarray(box, np.float64), 0, [w - 1, h - 1, w - 1,
+                                                     h - 1])
+      name = f"images/{i:06d}.jpg"
+      cv2.imwrite(str(out_dir / name), out["image"][..., ::-1],
+                  [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+      records["image_path"].append(name)
+      records["image_hw"][i] = (h, w)
+      records["bbox_xyxy"][i] = box
+      records["joints29_cam"][i] = joints29
+      records["joints17_cam"][i] = joints17
+      bar.update(1)
+  bar.close()
+
+  num_train = num - num_test
+  train_idx, test_idx = np.arange(num_train), np.arange(num_train, num)
+  paths = {"train": out_dir / "synthetic_train.npz",
+           "test": out_dir / "synthetic_test.npz"}
+  _save(paths["train"], build_annotations(records, train_idx, 1000.0,
+                                          TRAIN_DEPTH_FACTOR, "h36m"))
+  _save(paths["test"], build_annotations(records, test_idx, 1.0,
+                                         TEST_DEPTH_FACTOR, "pw3d"))
+  seconds = time.perf_counter() - t_start
+  info = {
+      "generator": "hybrik_jax.data.synthetic", "seed": seed, "num": num,
+      "num_train": num_train, "num_test": num_test, "image_size_wh": [w, h],
+      "focal_range_px": [float(x) for x in focal_range],
+      "depth_range_m": list(depth_range),
+      "train": {"file": paths["train"].name, "units": "mm",
+                "depth_factor": TRAIN_DEPTH_FACTOR,
+                "layout": "hybrik_h36m_train"},
+      "test": {"file": paths["test"].name, "units": "m",
+               "depth_factor": TEST_DEPTH_FACTOR, "layout": "hybrik_pw3d_test"},
+      "image_root": ".", "seconds": round(seconds, 3),
+  }
+  with open(out_dir / "synthetic_info.json", "w") as fh:
+    json.dump(info, fh, indent=2)
+  return {"train": paths["train"], "test": paths["test"],
+          "num_train": num_train, "num_test": num_test, "seconds": seconds}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+  parser = argparse.ArgumentParser(
+      prog="python -m hybrik_jax.data.synthetic",
+      description="Render a synthetic HybrIK dataset (HumanData npz + JPEGs).")
+  parser.add_argument("--out", required=True, help="output folder")
+  parser.add_argument("--num", type=int, default=200,
+                      help="total number of samples (default 200)")
+  parser.add_argument("--num-test", type=int, default=None,
+                      help="samples in the test split (default 20%%)")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--image-size", type=int, nargs=2,
+                      default=DEFAULT_IMAGE_SIZE, metavar=("W", "H"),
+                      help="image width and height (default 480 640)")
+  parser.add_argument("--jpeg-quality", type=int, default=90)
+  parser.add_argument("--no-progress", action="store_true")
+  args = parser.parse_args(argv)
+  res = generate(args.out, args.num, args.num_test, seed=args.seed,
+                 image_size=tuple(args.image_size),
+                 jpeg_quality=args.jpeg_quality,
+                 progress=not args.no_progress)
+  rate = (res["num_train"] + res["num_test"]) / max(res["seconds"], 1e-9)
+  print(f"wrote {res['num_train']} train + {res['num_test']} test samples to "
+        f"{os.fspath(args.out)} in {res['seconds']:.1f} s ({rate:.1f} "
+        "samples/s)")
+  print(f"  {res['train']}\n  {res['test']}")
+
+
+if __name__ == "__main__":
+  main()
