@@ -1,0 +1,175 @@
+"""Random-access sample sources: (annotation, BGR frame) by index.
+
+Two kinds, same interface (`len(source)`, `source[j] -> (annotation, image)`):
+
+* `NpzSource`: reads mmhuman3d's preprocessed HumanData `.npz` and the image
+  files straight from disk (no build step; small sets and evaluation).
+* `TfdsSource`: reads a pre-cropped ArrayRecord dataset written by
+  `tfds_builder.py` through `tfds.data_source` (random access, no TensorFlow)
+  and returns the crop pasted into a "virtual full frame" of the original size
+  (`precrop.virtual_frame`), with annotations in original frame coordinates.
+
+Images are BGR uint8 [H, W, 3] (mmcv `imfrombytes(flag='color')` order).
+Both sources open their files lazily and drop open handles when pickled, so
+they can be shipped to grain worker processes cheaply.
+"""
+
+import os
+
+import cv2
+import numpy as np
+
+from hybrik_jax.data import annotations as annotations_lib
+from hybrik_jax.data import human_data as human_data_lib
+from hybrik_jax.data import precrop
+from hybrik_jax.data import records
+
+
+# Dataset names whose target branch the transforms know.
+MMHUMAN3D_DATASETS = ('h36m', 'mpi_inf_3dhp', 'coco', 'pw3d')
+
+
+def decode_image(data: bytes, what: str) -> np.ndarray:
+  """Decodes JPEG/PNG bytes to BGR uint8 [H, W, 3]; `what` names the source."""
+  image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+  if image is None:
+    raise ValueError(f'cannot decode image {what}')
+  return image
+
+
+def read_image(path: str) -> np.ndarray:
+  """Reads an image file as BGR uint8 [H, W, 3]."""
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f'image file not found: {path}') from e
+  return decode_image(data, path)
+
+
+class NpzSource:
+  """HumanData `.npz` + image folder.
+
+  Attributes:
+    name: dataset name (for error messages).
+    ann_file: path of the HumanData `.npz`.
+    image_root: folder that the npz `image_path` entries are relative to
+      (mmhuman3d: `data/datasets/<dataset_name>`).
+    dataset_name: mmhuman3d dataset name selecting the target branch
+      ('h36m', 'mpi_inf_3dhp', 'coco', 'pw3d'); default: `name` if it is one
+      of those, else the HumanData file's `config` entry (the synthetic
+      files say 'h36m' / 'pw3d').
+    test_mode: build test-mode annotations (adds `joint_relative_17`).
+  """
+
+  def __init__(self, name: str, ann_file: str, image_root: str,
+               dataset_name: str | None = None, test_mode: bool = False):
+    self.name = name
+    self.ann_file = ann_file
+    self.image_root = image_root
+    self.dataset_name = dataset_name
+    self.test_mode = test_mode
+    self._annotations = None
+
+  def __getstate__(self):
+    state = dict(self.__dict__)
+    state['_annotations'] = None
+    return state
+
+  @property
+  def annotations(self) -> annotations_lib.HybrIKAnnotations:
+    if self._annotations is None:
+      hd = human_data_lib.load_human_data(self.ann_file)
+      name = self.dataset_name
+      if name is None:
+        name = self.name if self.name in MMHUMAN3D_DATASETS else hd.get(
+            'config')
+        if name not in MMHUMAN3D_DATASETS:
+          raise ValueError(
+              f'{self.ann_file}: cannot tell the dataset type of {self.name!r}'
+              f' (HumanData config={hd.get("config")!r}); pass dataset_name, '
+              f'one of {MMHUMAN3D_DATASETS}')
+      self._annotations = annotations_lib.HybrIKAnnotations(
+          hd, name, test_mode=self.test_mode)
+    return self._annotations
+
+  def __len__(self) -> int:
+    return len(self.annotations)
+
+  def annotation(self, j: int) -> dict:
+    """Per-sample annotation (original frame coordinates)."""
+    if not 0 <= j < len(self):
+      raise IndexError(f'{self.name}: index {j} out of range [0, {len(self)})')
+    return self.annotations[j]
+
+  def image_path(self, j: int) -> str:
+    return os.path.join(self.image_root, self.annotations.image_path[j])
+
+  def __getitem__(self, j: int):
+    return self.annotation(j), read_image(self.image_path(j))
+
+
+class TfdsSource:
+  """Pre-cropped ArrayRecord dataset written by `tfds_builder.HybrikData`.
+
+  Attributes:
+    name: tfds name with config, e.g. 'hybrik_data/h36m'.
+    data_dir: tfds data_dir the dataset was built into.
+    split: 'train' or 'test'.
+  """
+
+  def __init__(self, name: str, data_dir: str, split: str = 'train'):
+    self.name = name
+    self.data_dir = data_dir
+    self.split = split
+    self._source = None
+
+  def __getstate__(self):
+    state = dict(self.__dict__)
+    state['_source'] = None
+    return state
+
+  @property
+  def source(self):
+    if self._source is None:
+      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+      # Registers the builder so data_source can find it by name.
+      from hybrik_jax.data import tfds_builder  # pylint: disable=g-import-not-at-top,unused-import
+      self._source = tfds.data_source(
+          self.name, split=self.split, data_dir=self.data_dir)
+    return self._source
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def record(self, j: int) -> dict:
+    if not 0 <= j < len(self):
+      raise IndexError(f'{self.name}: index {j} out of range [0, {len(self)})')
+    return self.source[j]
+
+  def annotation(self, j: int) -> dict:
+    """Per-sample annotation (original frame coordinates)."""
+    return records.decode(self.record(j)['annotation'])
+
+  def __getitem__(self, j: int):
+    rec = self.record(j)
+    annotation = records.decode(rec['annotation'])
+    crop = decode_image(rec['image'], f'{self.name}[{j}]')
+    frame = precrop.virtual_frame(crop, rec['crop_offset'], rec['frame_hw'])
+    return annotation, frame
+
+
+def make_source(name: str, ann_file: str, image_root: str, source: str,
+                split: str = 'train', dataset_name: str | None = None,
+                test_mode: bool = False):
+  """`NpzSource` (source='npz') or `TfdsSource` (source='tfds').
+
+  For 'tfds', `ann_file` is the tfds name ('hybrik_data/<config>') and
+  `image_root` the tfds data_dir.
+  """
+  if source == 'npz':
+    return NpzSource(name, ann_file, image_root, dataset_name, test_mode)
+  if source == 'tfds':
+    return TfdsSource(ann_file, image_root, split)
+  raise ValueError(f'dataset {name}: unknown source {source!r} '
+                   "(expected 'npz' or 'tfds')")
