@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hybrik_jax.model.head import HybrIKHead, uvd_to_cam
+from hybrik_jax.model.head import HEATMAP_STRIDE, HybrIKHead, uvd_to_cam
 from hybrik_jax.model.resnet import ResNet34
 from hybrik_jax.smpl.model import SMPLModel
 
@@ -107,8 +107,12 @@ class HybrIK(nn.Module):
     h = head(feature, init_shape, train=train)
 
     uvd = h["pred_uvd_jts_29"]  # [B, 29, 3]
+    # uvd spans the crop: (u + 0.5) * image width = crop pixels (64 * 4 =
+    # 256 for the recipe; other square input sizes scale the same way).
     xyz_29 = uvd_to_cam(uvd, trans_inv, intrinsic_param, joint_root,
-                        depth_factor)  # [B, 29, 3] units of depth_factor
+                        depth_factor,
+                        heatmap_size=images.shape[2] // HEATMAP_STRIDE)
+    # xyz_29: [B, 29, 3] in units of depth_factor
     xyz_29 = xyz_29 - xyz_29[:, :1, :]
 
     out = {

@@ -1,0 +1,193 @@
+"""Training checkpoints with orbax: keep-last-K + best, async, exact resume.
+
+A checkpoint holds the whole :class:`~hybrik_jax.train_state.TrainState`
+(params, batch statistics, optimiser state, step, PRNG key, constants) and
+the input pipeline's iterator state (JSON), so that a killed run resumes
+bit-exactly. Steps are written atomically by orbax (a temporary directory
+renamed on commit), so a kill during a save leaves the previous checkpoints
+intact. If the newest checkpoint nevertheless fails to restore (corrupt
+files), :meth:`Checkpointer.restore_latest` warns and falls back to the one
+before it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+
+log = logging.getLogger(__name__)
+
+BEST_METRIC = "pa_mpjpe"  # lower is better
+
+
+class Checkpointer:
+  """Owns an orbax ``CheckpointManager`` under ``<workdir>/checkpoints``.
+
+  Args:
+    workdir: run directory.
+    keep: how many most recent checkpoints to keep (the best one by
+      validation PA-MPJPE is kept in addition).
+    async_save: write in a background thread (orbax async checkpointing).
+  """
+
+  def __init__(self, workdir: str | Path, keep: int = 3,
+               async_save: bool = True):
+    self.directory = Path(workdir).absolute() / "checkpoints"
+    policy = pp.AnyPreservationPolicy([
+        pp.LatestN(n=keep),
+        pp.BestN(get_metric_fn=lambda m: m[BEST_METRIC], reverse=True, n=1,
+                 keep_checkpoints_without_metrics=False),
+    ])
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=policy,
+        enable_async_checkpointing=async_save,
+        create=True,
+        cleanup_tmp_directories=True,
+    )
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=options,
+        item_names=("state", "data_iter"))
+
+  def all_steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
+
+  def save(self, step: int, state: Any, data_iter_state: Mapping[str, Any],
+           metrics: Mapping[str, float] | None = None) -> None:
+    """Saves ``state`` and the iterator state at ``step`` (async)."""
+    self.manager.save(
+        int(step),
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data_iter=ocp.args.JsonSave(dict(data_iter_state))),
+        metrics=dict(metrics) if metrics else None,
+        force=True)
+
+  def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
+    """Restores checkpoint ``step`` into the structure of ``abstract_state``."""
+    restored = self.manager.restore(
+        int(step),
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data_iter=ocp.args.JsonRestore()))
+    return restored["state"], dict(restored["data_iter"])
+
+  def restore_latest(self, abstract_state: Any
+                     ) -> tuple[Any, dict, int] | None:
+    """Restores the newest readable checkpoint, or returns None if none.
+
+    A checkpoint that fails to load is reported and skipped in favour of
+    the previous one. Nothing is deleted: an unreadable step folder is
+    renamed ``<step>.unreadable`` (kept for inspection) so that training can
+    write that step again.
+    """
+    unreadable = []
+    result = None
+    for step in reversed(self.all_steps()):
+      try:
+        state, it = self.restore(step, abstract_state)
+      except Exception as e:  # pylint: disable=broad-except
+        log.warning("checkpoint step %d in %s is unreadable (%s: %s); "
+                    "falling back to the previous one", step, self.directory,
+                    type(e).__name__, str(e)[:300])
+        unreadable.append(step)
+        continue
+      result = (state, it, step)
+      break
+    if unreadable and jax.process_index() == 0:
+      for step in unreadable:
+        src = self.directory / str(step)
+        dst = self.directory / f"{step}.unreadable"
+        n = 1
+        while dst.exists():
+          dst = self.directory / f"{step}.unreadable{n}"
+          n += 1
+        src.rename(dst)
+        log.warning("moved unreadable checkpoint %s to %s", src, dst)
+      self.manager.reload()
+    return result
+
+  def wait(self) -> None:
+    """Blocks until pending async saves are committed."""
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def abstract_like(tree: Any) -> Any:
+  """ShapeDtypeStruct tree (with shardings) for restoring into ``tree``."""
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+  """No usable model checkpoint at the given path."""
+
+
+def load_inference_variables(path: str | Path, body_model=None) -> dict:
+  """Model variables for inference from any checkpoint hybrik-jax writes.
+
+  Accepts:
+    * a folder written by ``convert_torch_weights.py`` (``variables/`` +
+      ``report.json`` + ``smpl_neutral.npz``): the body model comes from the
+      checkpoint's own ``smpl_neutral.npz`` unless ``body_model`` is given;
+    * a training run directory (its newest readable checkpoint), its
+      ``checkpoints/`` folder, or one step folder (``checkpoints/<step>``):
+      the body model is the one stored in the checkpoint.
+
+  Returns:
+    {'params', 'batch_stats', 'constants'} with the H36M-regressor body model.
+  """
+  from hybrik_jax import convert  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
+  path = Path(path)
+  if not path.exists():
+    raise CheckpointNotFoundError(f"checkpoint {path} does not exist")
+  if (path / convert.VARIABLES_DIR).is_dir():
+    variables = dict(convert.load_converted(path))
+    if body_model is None:
+      npz = path / convert.SMPL_NPZ
+      if not npz.exists():
+        raise CheckpointNotFoundError(
+            f"{path}: no {convert.SMPL_NPZ} (the source checkpoint carried no "
+            "smpl.* buffers): pass a body model (--body-model)")
+      from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
+      body_model = smpl.load_model(npz)
+    if "init_shape" not in variables.get("constants", {}):
+      raise CheckpointNotFoundError(f"{path}: converted variables lack "
+                                    "constants/init_shape")
+    return hybrik_model.attach_body_model(variables, body_model)
+
+  step_dirs = []
+  if (path / "state").is_dir():
+    step_dirs = [path]
+  else:
+    ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    step_dirs = sorted((p for p in ckpt_dir.iterdir()
+                        if p.is_dir() and p.name.isdigit()
+                        and (p / "state").is_dir()),
+                       key=lambda p: int(p.name), reverse=True)
+  if not step_dirs:
+    raise CheckpointNotFoundError(
+        f"{path}: neither a converted checkpoint (variables/) nor a training "
+        "run (checkpoints/<step>/state)")
+  errors = []
+  for step_dir in step_dirs:
+    try:
+      with ocp.StandardCheckpointer() as ck:
+        tree = ck.restore((step_dir / "state").absolute())
+    except Exception as e:  # pylint: disable=broad-except
+      log.warning("checkpoint %s is unreadable (%s); trying an older one",
+                  step_dir, e)
+      errors.append(f"{step_dir.name}: {type(e).__name__}")
+      continue
+    variables = {k: tree[k] for k in ("params", "batch_stats", "constants")}
+    if body_model is not None:
+      variables = hybrik_model.attach_body_model(variables, body_model)
+    return variables
+  raise CheckpointNotFoundError(f"{path}: no readable checkpoint ({errors})")

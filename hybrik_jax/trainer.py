@@ -1,0 +1,237 @@
+"""The training loop behind ``train.py``.
+
+Data-parallel over every local device (and every host, see README), orbax
+checkpoints with exact resume, NaN/inf guard, progress bar, TensorBoard
+scalars, periodic validation and a curve plot at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from hybrik_jax import checkpointing
+from hybrik_jax import run_logging
+from hybrik_jax import train_state as train_state_lib
+from hybrik_jax import train_step as train_step_lib
+from hybrik_jax.model import hybrik as hybrik_model
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+  """Raised when a step produced a NaN/inf loss or gradient."""
+
+
+PACKAGE_PREFIX = "package://"
+
+
+def data_path(config, rel: str) -> Path:
+  """Resolves a config path: absolute, ``package://NAME`` (a file shipped in
+  ``hybrik_jax/assets``), or relative to ``config.data.root``."""
+  if rel.startswith(PACKAGE_PREFIX):
+    from hybrik_jax import assets  # pylint: disable=g-import-not-at-top
+    return assets.ASSETS_DIR / rel[len(PACKAGE_PREFIX):]
+  p = Path(rel)
+  return p if p.is_absolute() else Path(config.data.root) / p
+
+
+def compute_dtype(config):
+  return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.model.dtype]
+
+
+def build_model(config) -> hybrik_model.HybrIK:
+  return hybrik_model.HybrIK(dtype=compute_dtype(config),
+                             dropout_rate=config.model.dropout)
+
+
+def load_body_model(config):
+  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
+  return smpl.load_model(data_path(config, config.body_model.path),
+                         gender=config.body_model.gender,
+                         extra_regressor=data_path(
+                             config, config.body_model.extra_regressor))
+
+
+def initial_variables(config, rng: jax.Array) -> dict:
+  """Random init + ImageNet backbone (if configured) + body model constants."""
+  variables = hybrik_model.init_variables(
+      rng, smpl_model=load_body_model(config),
+      init_shape=data_path(config, config.body_model.mean_beta),
+      image_size=config.model.image_size)
+  if config.model.backbone_init:
+    path = data_path(config, config.model.backbone_init)
+    if not path.exists():
+      raise FileNotFoundError(
+          f"backbone init file {path} (config.model.backbone_init) not found: "
+          "put torchvision's resnet34-b627a593.pth there, or train from "
+          "scratch with --config.model.backbone_init=''")
+    from hybrik_jax import torch_format  # pylint: disable=g-import-not-at-top
+    from hybrik_jax.model import weight_mapping  # pylint: disable=g-import-not-at-top
+    backbone = weight_mapping.torchvision_resnet34_to_backbone(
+        torch_format.load_torch_checkpoint(path))
+    variables["params"]["backbone"] = jax.tree.map(jnp.asarray,
+                                                   backbone["params"])
+    variables["batch_stats"]["backbone"] = jax.tree.map(
+        jnp.asarray, backbone["batch_stats"])
+    _say(f"initialised the backbone from {path}")
+  return variables
+
+
+def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
+  """Trains per ``config`` in ``workdir``; resumes if checkpoints exist.
+
+  Returns a summary dict (steps, last validation metrics, wall time).
+  """
+  from hybrik_jax.data import from_config  # pylint: disable=g-import-not-at-top
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  t_start = time.time()
+  is_main = jax.process_index() == 0
+
+  mesh = train_step_lib.make_mesh(jax.devices())
+  global_batch = config.per_device_batch_size * jax.device_count()
+
+  train_loader, steps_per_epoch = from_config.make_train_loader(
+      config, global_batch)
+  total_steps = steps_per_epoch * config.num_epochs
+  if config.max_steps > 0:
+    total_steps = min(total_steps, config.max_steps)
+
+  tx, schedule = train_state_lib.make_optimizer(config, steps_per_epoch)
+  rng = jax.random.PRNGKey(config.seed)
+  init_rng, state_rng = jax.random.split(rng)
+  model = build_model(config)
+  state = train_state_lib.TrainState.create(
+      initial_variables(config, init_rng), tx, state_rng)
+
+  ckpt = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints,
+                                    async_save=config.async_checkpointing)
+  state = train_step_lib.replicate(state, mesh)
+  restored = ckpt.restore_latest(checkpointing.abstract_like(state))
+  resumed_from = None
+  if restored is not None:
+    state, iter_state, resumed_from = restored
+    train_loader.set_state(iter_state)
+    _say(f"resumed from step {resumed_from} ({ckpt.directory})")
+  start_step = int(jax.device_get(state.step))
+
+  step_fn = train_step_lib.make_train_step(model, mesh,
+                                           dict(config.loss_weights))
+  writer = run_logging.MetricWriter(workdir, enabled=is_main)
+  val_fn = (_make_validation(config, model)
+            if config.data.get("val") and config.eval_every_epochs > 0
+            else None)
+  val_metrics: dict[str, float] = {}
+  if is_main:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+
+  if val_fn is not None and start_step == 0 and config.get("eval_at_start"):
+    val_metrics = val_fn(state)
+    writer.write(0, {f"val/{k}": v for k, v in val_metrics.items()})
+    _say("step 0 (before training): " + ", ".join(
+        f"{k} {v:.2f}" for k, v in val_metrics.items()))
+  pbar = tqdm(total=total_steps, initial=start_step, disable=not is_main,
+              desc="train", unit="step", dynamic_ncols=True)
+  window_t, window_n = time.time(), 0
+  pending = None  # metrics of the previous step, checked one step late
+  step = start_step
+  try:
+    while step < total_steps:
+      batch = train_step_lib.shard_batch(next(train_loader), mesh)
+      state, metrics = step_fn(state, batch)
+      step += 1
+      window_n += 1
+      if pending is not None:
+        _check_finite(*pending)
+      pending = (step, metrics)
+      epoch_end = step % steps_per_epoch == 0
+      if step % config.log_every_steps == 0 or epoch_end or step == total_steps:
+        _check_finite(step, metrics)
+        m = jax.device_get(metrics)
+        dt = time.time() - window_t
+        ips = window_n * global_batch / max(dt, 1e-9)
+        window_t, window_n = time.time(), 0
+        lr = float(schedule(step - 1))
+        scalars = {f"train/{k}": float(v) for k, v in m.items()
+                   if k != "finite"}
+        scalars.update({"train/lr": lr, "train/images_per_s": ips})
+        writer.write(step, scalars)
+        pbar.set_postfix(loss=f"{float(m['loss']):.4f}", lr=f"{lr:.1e}",
+                         img_s=f"{ips:.1f}")
+      pbar.update(1)
+      do_eval = val_fn is not None and (
+          (epoch_end and (step // steps_per_epoch) %
+           config.eval_every_epochs == 0) or step == total_steps)
+      if do_eval:
+        val_metrics = val_fn(state)
+        writer.write(step, {f"val/{k}": v for k, v in val_metrics.items()})
+        tqdm.write(f"step {step}: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in val_metrics.items()))
+      if (step % config.checkpoint_every_steps == 0 or epoch_end
+          or step == total_steps):
+        _check_finite(step, metrics)
+        best = ({checkpointing.BEST_METRIC: val_metrics["PA-MPJPE"]}
+                if do_eval and "PA-MPJPE" in val_metrics else None)
+        ckpt.save(step, state, train_loader.get_state(), metrics=best)
+  finally:
+    pbar.close()
+    ckpt.close()
+    writer.close()
+    train_loader.close()
+  if is_main:
+    run_logging.plot_curves(workdir)
+  summary = {"steps": step, "steps_per_epoch": steps_per_epoch,
+             "global_batch": global_batch, "val": val_metrics,
+             "resumed_from": resumed_from,
+             "params_sha256": params_digest(state.params),
+             "wall_s": time.time() - t_start}
+  if is_main:
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+  return summary
+
+
+def _say(msg: str) -> None:
+  """A message for the person running the job (process 0 only)."""
+  if jax.process_index() == 0:
+    tqdm.write(msg)
+  log.info(msg)
+
+
+def params_digest(params) -> str:
+  """sha256 over every parameter's bytes (in tree order): equal digests mean
+  bit-identical parameters."""
+  h = hashlib.sha256()
+  for leaf in jax.tree_util.tree_leaves(jax.device_get(params)):
+    h.update(np.ascontiguousarray(leaf).tobytes())
+  return h.hexdigest()
+
+
+def _check_finite(step: int, metrics) -> None:
+  if float(jax.device_get(metrics["finite"])) < 1.0:
+    raise NonFiniteLossError(
+        f"non-finite loss or gradient at step {step} "
+        f"(loss={float(jax.device_get(metrics['loss']))}): the update was not "
+        "applied and training stopped; the last checkpoint is the last good "
+        "state")
+
+
+def _make_validation(config, model):
+  """Returns ``fn(state) -> {'MPJPE', 'PA-MPJPE'}`` on ``config.data.val``."""
+  from hybrik_jax import evaluation  # pylint: disable=g-import-not-at-top
+
+  def run(state) -> dict[str, float]:
+    variables = jax.device_get(state.variables)
+    return evaluation.evaluate_dataset(config, variables, config.data.val,
+                                       model=model)["metrics"]
+
+  return run
