@@ -19,6 +19,7 @@ import pytest
 
 from checkpoint_recipe import build_recipe_state_dict
 from conftest import FIXTURES, golden
+from hybrik_jax import losses
 from hybrik_jax.model import (HybrIK, OUTPUT_KEYS, predict, soft_argmax_3d,
                               state_dict_to_variables)
 
@@ -237,6 +238,14 @@ def test_train_mode_forward_matches_golden_losses(variables):
     _report(f"train {k}", out[k], want, TRAIN_ATOL[k])
     np.testing.assert_allclose(out[k], want, rtol=0, atol=TRAIN_ATOL[k],
                                err_msg=k)
+  # The four loss terms of the full train-mode forward (issue: atol 1e-4).
+  terms = losses.compute_losses(
+      out, {k: g[k] for k in g if k.startswith("target_")})
+  for k in ("loss_beta", "loss_theta", "loss_twist", "loss_uvd"):
+    print(f"train {k}: got {float(terms[k]):.7f} want {float(g[k]):.7f} "
+          f"err {abs(float(terms[k]) - float(g[k])):.2e}")
+    np.testing.assert_allclose(float(terms[k]), float(g[k]), rtol=0,
+                               atol=1e-4, err_msg=k)
   # Running statistics moved (momentum 0.1 towards the batch statistics).
   old = variables["batch_stats"]["backbone"]["bn1"]["mean"]
   new = np.asarray(updates["batch_stats"]["backbone"]["bn1"]["mean"])
