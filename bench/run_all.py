@@ -1,0 +1,226 @@
+"""All benchmarks in one table (issue "Speed"): python bench/run_all.py
+
+Rows: IK+SMPL (``hybrik_forward``, eval) at batch 64/512; full-model
+inference (``predict``) at batch 1/8/32; the data-parallel train step
+(forward, backward, Adam) at per-device batch 8 and 32 in float32 and
+bfloat16; the input pipeline (images/s per worker, pre-cropped records vs
+full frames). Each figure is the median of ``--repeats`` timed calls after
+warm-up; compile times are the first call. The header names the machine and
+versions; the PyTorch column is mmhuman3d 0.11.0 / torch 2.13 CPU on this
+2-core machine type (from the issue), where measured.
+
+``--quick`` runs fewer repeats and skips batch 32 training (smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import bench_body  # pylint: disable=g-import-not-at-top
+from hybrik_jax import train_state, train_step  # pylint: disable=g-import-not-at-top
+from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
+
+# mmhuman3d 0.11.0, torch 2.13 CPU, 2 threads, this machine type.
+TORCH = {("ik_smpl", 64): 748.0, ("ik_smpl", 512): 1601.0,
+         ("infer", 1): 7.3, ("infer", 8): 5.7, ("train_f32", 8): 1.9}
+TARGET = {("ik_smpl", 64): 10.0, ("ik_smpl", 512): 3.0, ("infer", 1): 1.2,
+          ("infer", 8): 1.2, ("train_f32", 8): 1.2}
+
+
+def timed(fn, args, repeats):
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  compile_s = time.perf_counter() - t0
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t0)
+  return compile_s, statistics.median(times)
+
+
+class Table:
+  def __init__(self):
+    self.rows = []
+
+  def add(self, stage, batch, compile_s, sec, unit="samples/s", key=None):
+    rate = batch / sec
+    torch = TORCH.get(key) if key else None
+    speedup = rate / torch if torch else None
+    target = TARGET.get(key) if key else None
+    self.rows.append((stage, batch, compile_s, 1e3 * sec, rate, unit, torch,
+                      speedup, target))
+    self.print_row(self.rows[-1])
+
+  @staticmethod
+  def header():
+    return (f"| {'stage':<34} | {'batch':>5} | {'compile s':>9} | "
+            f"{'ms/batch':>9} | {'rate':>9} | {'unit':<10} | "
+            f"{'PyTorch':>7} | {'speed-up':>8} | {'target':>6} |")
+
+  @staticmethod
+  def print_row(r):
+    stage, batch, c, ms, rate, unit, torch, sp, tgt = r
+    fmt = lambda x, f: (f"{x:{f}}" if x is not None else "")
+    print(f"| {stage:<34} | {batch:>5} | {fmt(c, '9.1f')} | {ms:>9.1f} | "
+          f"{rate:>9.1f} | {unit:<10} | {fmt(torch, '7.1f'):>7} | "
+          f"{(fmt(sp, '7.1f') + 'x') if sp else '':>8} | "
+          f"{(fmt(tgt, '.1f') + 'x') if tgt else '':>6} |", flush=True)
+
+
+def bench_ik(table, repeats):
+  model = bench_body.load_model()
+  with np.load(bench_body.FIXTURES / "golden_ik.npz") as d:
+    ik_in = {k: d[k] for k in ("pose_skeleton_noisy", "betas", "phis")}
+  from hybrik_jax.smpl import hybrik  # pylint: disable=g-import-not-at-top
+  fn = jax.jit(hybrik.hybrik_forward, static_argnames=("train",))
+  for b in (64, 512):
+    args = [model] + [bench_body.tile(ik_in[k], b) for k in
+                      ("pose_skeleton_noisy", "betas", "phis")]
+    c, s = timed(fn, args, repeats)
+    table.add("IK+SMPL hybrik_forward (eval)", b, c, s, key=("ik_smpl", b))
+
+
+def _variables(image_size=256):
+  body = bench_body.load_model()
+  return hybrik_model.init_variables(
+      jax.random.PRNGKey(0), body, bench_body.FIXTURES / "h36m_mean_beta.npy",
+      image_size=image_size)
+
+
+def _camera(b):
+  trans_inv = np.tile(np.array([[[4.0, 0, 100], [0, 4.0, 50]]],
+                               np.float32), (b, 1, 1))
+  kinv = np.tile(np.linalg.inv(np.array(
+      [[1000.0, 0, 500], [0, 1000, 500], [0, 0, 1]], np.float32))[None],
+                 (b, 1, 1)).astype(np.float32)
+  root = np.tile(np.array([[0, 0, 5000.0]], np.float32), (b, 1))
+  depth = np.full((b, 1), 2000.0, np.float32)
+  return trans_inv, kinv, root, depth
+
+
+def bench_inference(table, variables, repeats, batches=(1, 8, 32)):
+  variables = jax.device_put(variables)
+  rng = np.random.default_rng(0)
+  for b in batches:
+    img = rng.normal(size=(b, 256, 256, 3)).astype(np.float32)
+    args = [variables, img, *_camera(b)]
+    c, s = timed(hybrik_model.predict, args, repeats)
+    table.add("inference predict (f32)", b, c, s, unit="img/s",
+              key=("infer", b))
+
+
+def bench_train(table, variables, repeats, batches=(8, 32),
+                dtypes=("float32", "bfloat16")):
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from conftest import golden  # pylint: disable=g-import-not-at-top
+  g = golden("golden_losses.npz")
+  cfg = ml_collections.ConfigDict({
+      "optimizer": dict(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8,
+                        weight_decay=0.0),
+      "lr_schedule": dict(decay_epochs=(180, 240), decay_factor=0.1)})
+  tx, _ = train_state.make_optimizer(cfg, 1000)
+  mesh = train_step.make_mesh()
+  n = jax.device_count()
+  for dtype in dtypes:
+    model = hybrik_model.HybrIK(dtype=jnp.dtype(dtype))
+    step = train_step.make_train_step(model, mesh)
+    for b in batches:
+      gb = b * n
+      idx = np.arange(gb) % 4
+      batch = {"img": np.transpose(g["img_nchw"], (0, 2, 3, 1))[idx]}
+      for k in train_step.MODEL_INPUT_KEYS[1:] + train_step.TARGET_KEYS:
+        batch[k] = g[k][idx]
+      batch = train_step.shard_batch(batch, mesh)
+      state = train_step.replicate(train_state.TrainState.create(
+          variables, tx, jax.random.PRNGKey(1)), mesh)
+      box = {"state": state}
+
+      def run(bt):
+        box["state"], m = step(box["state"], bt)
+        return m
+
+      c, s = timed(run, [batch], repeats)
+      tag = "f32" if dtype == "float32" else "bf16"
+      table.add(f"train step {tag} ({n} device(s))", gb, c, s, unit="img/s",
+                key=(f"train_{tag}", b))
+
+
+def bench_input(table, samples):
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import bench_input  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import pipeline, synthetic, tfds_builder  # pylint: disable=g-import-not-at-top
+  work = tempfile.mkdtemp(prefix="bench_all_input_")
+  src = os.path.join(work, "synthetic")
+  synthetic.generate(src, 33, num_test=1, image_size=(240, 320),
+                     progress=False)
+  big = os.path.join(work, "big")
+  bench_input.make_big_frame_dataset(src, big, (1080, 1920))
+  data_dir = os.path.join(work, "tfds")
+  tfds_builder.build("synthetic", big, data_dir, num_threads=2)
+  specs = {
+      "input: full 1080x1920 frame (npz+jpg)": pipeline.DatasetSpec(
+          "synthetic", os.path.join(big, "synthetic_train.npz"), big,
+          dataset_name="h36m"),
+      "input: pre-cropped record (tfds)": pipeline.DatasetSpec(
+          "synthetic", "hybrik_data/synthetic", data_dir, source="tfds",
+          dataset_name="h36m"),
+  }
+  for name, spec in specs.items():
+    r = bench_input.time_one_process(spec, samples)
+    table.add(name + ", 1 worker", 1, None, r["total_ms"] / 1e3,
+              unit="img/s")
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  ap.add_argument("--repeats", type=int, default=5)
+  ap.add_argument("--quick", action="store_true")
+  ap.add_argument("--skip", default="", help="comma list: ik,infer,train,input")
+  args = ap.parse_args()
+  skip = set(filter(None, args.skip.split(",")))
+  import cv2  # pylint: disable=g-import-not-at-top
+  import flax  # pylint: disable=g-import-not-at-top
+  print(f"# hybrik-jax benchmarks, {time.strftime('%Y-%m-%d')}")
+  print(f"# machine: {platform.machine()} {platform.processor() or ''}, "
+        f"{os.cpu_count()} CPUs; backend {jax.default_backend()}, "
+        f"devices {[str(d) for d in jax.devices()]}")
+  print(f"# python {platform.python_version()}, jax {jax.__version__}, "
+        f"flax {flax.__version__}, numpy {np.__version__}, opencv "
+        f"{cv2.__version__}")
+  print(Table.header())
+  print("|" + "|".join("-" * w for w in (36, 7, 11, 11, 11, 12, 9, 10, 8))
+        + "|")
+  table = Table()
+  reps = 2 if args.quick else args.repeats
+  if "ik" not in skip:
+    bench_ik(table, max(reps, 10))
+  if not {"infer", "train"} <= skip:
+    variables = _variables()
+  if "infer" not in skip:
+    bench_inference(table, variables, reps)
+  if "train" not in skip:
+    bench_train(table, variables, reps,
+                batches=(8,) if args.quick else (8, 32))
+  if "input" not in skip:
+    bench_input(table, 50 if args.quick else 200)
+
+
+if __name__ == "__main__":
+  main()
