@@ -29,9 +29,8 @@ SKELETONS = {"fk": "pose_skeleton_fk", "noisy5mm": "pose_skeleton_noisy5mm",
 
 
 @pytest.fixture(scope="module")
-def model(smpl_pkl):
-  return smpl.load_model(smpl_pkl,
-                         extra_regressor=FIXTURES / "J_regressor_h36m.npy")
+def model(smpl_model):
+  return smpl_model
 
 
 @pytest.fixture(scope="module")

@@ -183,14 +183,6 @@ def test_eval_loader_covers_every_sample_once(process_count):
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope='module')
-def synthetic_dir(tmp_path_factory):
-  out = tmp_path_factory.getbasetemp() / 'synthetic_small'
-  if not (out / 'synthetic_test.npz').exists():
-    from hybrik_jax.data import synthetic  # pylint: disable=g-import-not-at-top
-    synthetic.generate(out, 6, num_test=2, image_size=(240, 320),
-                       progress=False)
-  return out
 
 
 @pytest.fixture(scope='module')

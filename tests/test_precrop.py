@@ -14,14 +14,6 @@ from hybrik_jax.data import tfds_builder
 from hybrik_jax.data import transforms
 
 
-@pytest.fixture(scope='module')
-def synthetic_dir(tmp_path_factory):
-  out = tmp_path_factory.getbasetemp() / 'synthetic_small'
-  if not (out / 'synthetic_test.npz').exists():
-    from hybrik_jax.data import synthetic  # pylint: disable=g-import-not-at-top
-    synthetic.generate(out, 6, num_test=2, image_size=(240, 320),
-                       progress=False)
-  return out
 
 
 def _embed(annotation, image, canvas_hw, offset, rng):

@@ -16,9 +16,8 @@ ATOL_M = 1e-5  # metres: fixtures README, SMPL/IK positions
 
 
 @pytest.fixture(scope="module")
-def model(smpl_pkl):
-  return smpl.load_model(smpl_pkl,
-                         extra_regressor=FIXTURES / "J_regressor_h36m.npy")
+def model(smpl_model):
+  return smpl_model
 
 
 @pytest.fixture(scope="module")
