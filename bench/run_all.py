@@ -9,7 +9,12 @@ warm-up; compile times are the first call. The header names the machine and
 versions; the PyTorch column is mmhuman3d 0.11.0 / torch 2.13 CPU on this
 2-core machine type (from the issue), where measured.
 
-``--quick`` runs fewer repeats and skips batch 32 training (smoke test).
+``--quick`` runs fewer repeats and only the first train batch (smoke test).
+Multi-device data parallelism on CPU (fake devices share the 2 cores):
+
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python bench/run_all.py \
+      --skip ik,infer,input --train-batches 2 --train-image-size 64 \
+      --train-dtypes float32
 """
 
 from __future__ import annotations
@@ -127,7 +132,7 @@ def bench_inference(table, variables, repeats, batches=(1, 8, 32)):
 
 
 def bench_train(table, variables, repeats, batches=(8, 32),
-                dtypes=("float32", "bfloat16")):
+                dtypes=("float32", "bfloat16"), image_size=256):
   import ml_collections  # pylint: disable=g-import-not-at-top
   from conftest import golden  # pylint: disable=g-import-not-at-top
   g = golden("golden_losses.npz")
@@ -144,12 +149,15 @@ def bench_train(table, variables, repeats, batches=(8, 32),
     for b in batches:
       gb = b * n
       idx = np.arange(gb) % 4
-      batch = {"img": np.transpose(g["img_nchw"], (0, 2, 3, 1))[idx]}
+      stride = 256 // image_size
+      batch = {"img": np.transpose(g["img_nchw"], (0, 2, 3, 1))[
+          idx, ::stride, ::stride]}
       for k in train_step.MODEL_INPUT_KEYS[1:] + train_step.TARGET_KEYS:
         batch[k] = g[k][idx]
       batch = train_step.shard_batch(batch, mesh)
+      # The step donates its state: give it its own copy of the variables.
       state = train_step.replicate(train_state.TrainState.create(
-          variables, tx, jax.random.PRNGKey(1)), mesh)
+          jax.tree.map(jnp.copy, variables), tx, jax.random.PRNGKey(1)), mesh)
       box = {"state": state}
 
       def run(bt):
@@ -158,8 +166,10 @@ def bench_train(table, variables, repeats, batches=(8, 32),
 
       c, s = timed(run, [batch], repeats)
       tag = "f32" if dtype == "float32" else "bf16"
-      table.add(f"train step {tag} ({n} device(s))", gb, c, s, unit="img/s",
-                key=(f"train_{tag}", b))
+      size = "" if image_size == 256 else f", {image_size} px"
+      table.add(f"train step {tag} ({n} device(s){size})", gb, c, s,
+                unit="img/s",
+                key=(f"train_{tag}", b) if image_size == 256 else None)
 
 
 def bench_input(table, samples):
@@ -193,6 +203,10 @@ def main():
   ap.add_argument("--repeats", type=int, default=5)
   ap.add_argument("--quick", action="store_true")
   ap.add_argument("--skip", default="", help="comma list: ik,infer,train,input")
+  ap.add_argument("--train-batches", default="8,32",
+                  help="per-device batch sizes of the train-step rows")
+  ap.add_argument("--train-image-size", type=int, default=256)
+  ap.add_argument("--train-dtypes", default="float32,bfloat16")
   args = ap.parse_args()
   skip = set(filter(None, args.skip.split(",")))
   import cv2  # pylint: disable=g-import-not-at-top
@@ -212,12 +226,15 @@ def main():
   if "ik" not in skip:
     bench_ik(table, max(reps, 10))
   if not {"infer", "train"} <= skip:
-    variables = _variables()
+    variables = _variables(args.train_image_size)
   if "infer" not in skip:
     bench_inference(table, variables, reps)
   if "train" not in skip:
+    batches = tuple(int(b) for b in args.train_batches.split(","))
     bench_train(table, variables, reps,
-                batches=(8,) if args.quick else (8, 32))
+                batches=batches[:1] if args.quick else batches,
+                dtypes=tuple(args.train_dtypes.split(",")),
+                image_size=args.train_image_size)
   if "input" not in skip:
     bench_input(table, 50 if args.quick else 200)
 
