@@ -130,6 +130,36 @@ def time_loader(spec, samples, workers, batch=8):
     loader.close()
 
 
+def prepare_datasets(work, num, frame_hw):
+  """Synthetic persons pasted into big frames, as npz + JPEG files and as
+  pre-cropped tfds records (built once per ``work`` folder).
+
+  Returns:
+    {'full frame (npz+jpeg)': DatasetSpec, 'pre-cropped (tfds)': DatasetSpec}
+  """
+  src = os.path.join(work, 'synthetic')
+  if not os.path.exists(os.path.join(src, 'synthetic_train.npz')):
+    synthetic.generate(src, num + 1, num_test=1, image_size=(240, 320),
+                       progress=False)
+  big = os.path.join(work, f'big_{frame_hw[0]}x{frame_hw[1]}')
+  if not os.path.exists(os.path.join(big, 'synthetic_train.npz')):
+    make_big_frame_dataset(src, big, tuple(frame_hw))
+  data_dir = os.path.join(work, f'tfds_{frame_hw[0]}x{frame_hw[1]}')
+  if not os.path.exists(data_dir):
+    t0 = time.perf_counter()
+    tfds_builder.build('synthetic', big, data_dir, num_threads=2)
+    print(f'tfds build: {num} samples in '
+          f'{time.perf_counter() - t0:.1f} s')
+  return {
+      'full frame (npz+jpeg)': pipeline.DatasetSpec(
+          'synthetic', os.path.join(big, 'synthetic_train.npz'), big,
+          dataset_name='h36m'),
+      'pre-cropped (tfds)': pipeline.DatasetSpec(
+          'synthetic', 'hybrik_data/synthetic', data_dir, source='tfds',
+          dataset_name='h36m'),
+  }
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--frame', type=int, nargs=2, default=(1080, 1920),
@@ -144,28 +174,7 @@ def main():
   args = parser.parse_args()
 
   work = args.workdir or tempfile.mkdtemp(prefix='bench_input_')
-  src = os.path.join(work, 'synthetic')
-  if not os.path.exists(os.path.join(src, 'synthetic_train.npz')):
-    synthetic.generate(src, args.num + 1, num_test=1, image_size=(240, 320),
-                       progress=False)
-  big = os.path.join(work, f'big_{args.frame[0]}x{args.frame[1]}')
-  if not os.path.exists(os.path.join(big, 'synthetic_train.npz')):
-    make_big_frame_dataset(src, big, tuple(args.frame))
-  data_dir = os.path.join(work, f'tfds_{args.frame[0]}x{args.frame[1]}')
-  if not os.path.exists(data_dir):
-    t0 = time.perf_counter()
-    tfds_builder.build('synthetic', big, data_dir, num_threads=2)
-    print(f'tfds build: {args.num} samples in '
-          f'{time.perf_counter() - t0:.1f} s')
-
-  specs = {
-      'full frame (npz+jpeg)': pipeline.DatasetSpec(
-          'synthetic', os.path.join(big, 'synthetic_train.npz'), big,
-          dataset_name='h36m'),
-      'pre-cropped (tfds)': pipeline.DatasetSpec(
-          'synthetic', 'hybrik_data/synthetic', data_dir, source='tfds',
-          dataset_name='h36m'),
-  }
+  specs = prepare_datasets(work, args.num, args.frame)
   print(f'\nframe {args.frame[0]}x{args.frame[1]}, person ~240x320 px, '
         f'{args.samples} samples x {args.rounds} rounds, '
         f'{os.cpu_count()} CPUs visible; per-worker rates from CPU time '

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -48,16 +47,9 @@ TARGET = {("ik_smpl", 64): 10.0, ("ik_smpl", 512): 3.0, ("infer", 1): 1.2,
 
 
 def timed(fn, args, repeats):
-  t0 = time.perf_counter()
-  jax.block_until_ready(fn(*args))
-  compile_s = time.perf_counter() - t0
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-  return compile_s, statistics.median(times)
+  """(compile s, median s per call) via ``bench_body.time_fn``."""
+  compile_s, median_ms, _ = bench_body.time_fn(fn, args, repeats)
+  return compile_s, median_ms / 1e3
 
 
 class Table:
@@ -134,8 +126,7 @@ def bench_inference(table, variables, repeats, batches=(1, 8, 32)):
 def bench_train(table, variables, repeats, batches=(8, 32),
                 dtypes=("float32", "bfloat16"), image_size=256):
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from conftest import golden  # pylint: disable=g-import-not-at-top
-  g = golden("golden_losses.npz")
+  from conftest import golden_train_batch  # pylint: disable=g-import-not-at-top
   cfg = ml_collections.ConfigDict({
       "optimizer": dict(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8,
                         weight_decay=0.0),
@@ -148,13 +139,7 @@ def bench_train(table, variables, repeats, batches=(8, 32),
     step = train_step.make_train_step(model, mesh)
     for b in batches:
       gb = b * n
-      idx = np.arange(gb) % 4
-      stride = 256 // image_size
-      batch = {"img": np.transpose(g["img_nchw"], (0, 2, 3, 1))[
-          idx, ::stride, ::stride]}
-      for k in train_step.MODEL_INPUT_KEYS[1:] + train_step.TARGET_KEYS:
-        batch[k] = g[k][idx]
-      batch = train_step.shard_batch(batch, mesh)
+      batch = train_step.shard_batch(golden_train_batch(gb, image_size), mesh)
       # The step donates its state: give it its own copy of the variables.
       state = train_step.replicate(train_state.TrainState.create(
           jax.tree.map(jnp.copy, variables), tx, jax.random.PRNGKey(1)), mesh)
@@ -175,26 +160,11 @@ def bench_train(table, variables, repeats, batches=(8, 32),
 def bench_input(table, samples):
   import tempfile  # pylint: disable=g-import-not-at-top
   import bench_input  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.data import pipeline, synthetic, tfds_builder  # pylint: disable=g-import-not-at-top
   work = tempfile.mkdtemp(prefix="bench_all_input_")
-  src = os.path.join(work, "synthetic")
-  synthetic.generate(src, 33, num_test=1, image_size=(240, 320),
-                     progress=False)
-  big = os.path.join(work, "big")
-  bench_input.make_big_frame_dataset(src, big, (1080, 1920))
-  data_dir = os.path.join(work, "tfds")
-  tfds_builder.build("synthetic", big, data_dir, num_threads=2)
-  specs = {
-      "input: full 1080x1920 frame (npz+jpg)": pipeline.DatasetSpec(
-          "synthetic", os.path.join(big, "synthetic_train.npz"), big,
-          dataset_name="h36m"),
-      "input: pre-cropped record (tfds)": pipeline.DatasetSpec(
-          "synthetic", "hybrik_data/synthetic", data_dir, source="tfds",
-          dataset_name="h36m"),
-  }
+  specs = bench_input.prepare_datasets(work, 32, (1080, 1920))
   for name, spec in specs.items():
     r = bench_input.time_one_process(spec, samples)
-    table.add(name + ", 1 worker", 1, None, r["total_ms"] / 1e3,
+    table.add(f"input: {name}, 1 worker", 1, None, r["total_ms"] / 1e3,
               unit="img/s")
 
 

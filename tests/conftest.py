@@ -19,6 +19,20 @@ def golden(name: str) -> dict[str, np.ndarray]:
     return {k: d[k] for k in d.files}
 
 
+def golden_train_batch(n: int, image_size: int = 256) -> dict[str, np.ndarray]:
+  """A training batch of ``n`` samples cycling through golden_losses.npz's 4:
+  NHWC images subsampled to ``image_size``, camera inputs and targets."""
+  from hybrik_jax import train_step  # pylint: disable=g-import-not-at-top
+  g = golden("golden_losses.npz")
+  idx = np.arange(n) % 4
+  stride = 256 // image_size
+  batch = {"img": np.ascontiguousarray(np.transpose(
+      g["img_nchw"], (0, 2, 3, 1))[idx, ::stride, ::stride])}
+  for k in train_step.MODEL_INPUT_KEYS[1:] + train_step.TARGET_KEYS:
+    batch[k] = g[k][idx]
+  return batch
+
+
 def gunzip_to(src: Path, dst: Path) -> Path:
   with gzip.open(src, "rb") as fi, open(dst, "wb") as fo:
     shutil.copyfileobj(fi, fo)

@@ -22,7 +22,7 @@ import optax
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 
-from conftest import FIXTURES, SMPL_DIR, golden, gunzip_to  # pylint: disable=g-import-not-at-top
+from conftest import FIXTURES, SMPL_DIR, golden_train_batch, gunzip_to  # pylint: disable=g-import-not-at-top
 from hybrik_jax import losses, smpl, train_state, train_step
 from hybrik_jax.model import hybrik as hybrik_model
 
@@ -48,14 +48,8 @@ def main():
 
   # A global batch of 16 (2 per device) from the golden loss inputs, with a
   # COCO-like sample (all-zero camera => all-zero skeleton) in it.
-  g = golden("golden_losses.npz")
   n = 2 * N_DEV
-  idx = np.arange(n) % 4
-  stride = 256 // IMAGE
-  batch = {"img": np.transpose(g["img_nchw"], (0, 2, 3, 1))[
-      idx, ::stride, ::stride]}
-  for k in train_step.MODEL_INPUT_KEYS[1:] + train_step.TARGET_KEYS:
-    batch[k] = g[k][idx]
+  batch = golden_train_batch(n, IMAGE)
   batch["img"] = batch["img"] + np.linspace(
       0, 1, n, dtype=np.float32)[:, None, None, None]
   batch["intrinsic_param"][5] = 0.0
