@@ -79,21 +79,26 @@ def make_per_device_step(model, loss_weights: Mapping[str, float] | None,
     grads = pmean(grads)
     new_batch_stats = pmean(new_batch_stats)
     terms = pmean(terms)
-    updates, new_opt_state = state.tx.update(grads, state.opt_state,
-                                             state.params)
-    new_params = optax.apply_updates(state.params, updates)
     finite = jnp.logical_and(_tree_all_finite(terms), _tree_all_finite(grads))
 
-    def keep_if_finite(new, old):
-      return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    def apply_update(params, opt_state, batch_stats):
+      updates, new_opt_state = state.tx.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), new_opt_state,
+              new_batch_stats)
 
+    def keep(params, opt_state, batch_stats):
+      return params, opt_state, batch_stats
+
+    # A branch, not a per-element select: the skipped case is rare, and the
+    # Adam update then stays one fused pass over the parameters.
+    new_params, new_opt_state, kept_batch_stats = jax.lax.cond(
+        finite, apply_update, keep, state.params, state.opt_state,
+        state.batch_stats)
     new_state = state.replace(
-        step=state.step + 1,
-        params=keep_if_finite(new_params, state.params),
-        batch_stats=keep_if_finite(new_batch_stats, state.batch_stats),
-        opt_state=keep_if_finite(new_opt_state, state.opt_state))
+        step=state.step + 1, params=new_params,
+        batch_stats=kept_batch_stats, opt_state=new_opt_state)
     metrics = dict(terms)
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = optax.tree.norm(grads)
     metrics["finite"] = finite.astype(jnp.float32)
     return new_state, metrics
 

@@ -179,6 +179,37 @@ class ConvTranspose4x4S2(nn.Module):
                                  kernel.astype(self.dtype), self.precision)
 
 
+class PointwiseConv(nn.Module):
+  """A 1x1 convolution with bias (torch ``Conv2d(k=1)``) computed as one matmul.
+
+  Same variables as ``nn.Conv(features, (1, 1))`` -- ``kernel`` [1, 1, Cin,
+  Cout], ``bias`` [Cout] -- but evaluated as ``[B*H*W, Cin] @ [Cin, Cout]``
+  (see the module docstring). Init N(0, 0.001^2) / zeros, as
+  ``HybrIKHead._initialize`` does for ``final_layer``. The output is float32
+  (accumulated in float32) even for bfloat16 inputs: the soft-argmax that
+  consumes it runs in float32.
+  """
+  features: int
+  dtype: Dtype = jnp.float32
+  precision: Precision = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    cin = x.shape[-1]
+    kernel = self.param("kernel", nn.initializers.normal(0.001),
+                        (1, 1, cin, self.features), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,),
+                      jnp.float32)
+    lead = x.shape[:-1]
+    y = lax.dot_general(
+        x.astype(self.dtype).reshape(-1, cin),  # [B*H*W, Cin]
+        kernel.astype(self.dtype).reshape(cin, self.features),
+        (((1,), (0,)), ((), ())), precision=self.precision,
+        preferred_element_type=jnp.float32)  # [B*H*W, Cout]
+    y = y + bias
+    return y.reshape(*lead, self.features)  # float32 whatever self.dtype
+
+
 class HybrIKHead(nn.Module):
   """Deconv heatmap head + global shape/twist branch of HybrIK.
 
@@ -218,7 +249,7 @@ class HybrIKHead(nn.Module):
         pred_phi: [B, 23, 2] raw (cos, sin) twists (not normalised).
         maxvals: [B, J, 1] ones.
         deconv_features: [B, 8h, 8w, 256] deconv stack output (after ReLU).
-        heatmap_logits: [B, 8h, 8w, J*D] final 1x1 conv output.
+        heatmap_logits: [B, 8h, 8w, J*D] final 1x1 conv output (float32).
     """
     batch = feature.shape[0]
     x = feature.astype(self.dtype)
@@ -230,11 +261,9 @@ class HybrIKHead(nn.Module):
                          name=f"deconv_layers_{3 * i + 1}")(x)
       x = nn.relu(x)
     deconv_features = x  # [B, 64, 64, 256]
-    logits = nn.Conv(
-        self.num_joints * self.depth_dim, (1, 1), padding=((0, 0), (0, 0)),
-        use_bias=True, dtype=self.dtype, param_dtype=jnp.float32,
-        precision=self.precision, kernel_init=nn.initializers.normal(0.001),
-        bias_init=nn.initializers.zeros, name="final_layer")(x)
+    logits = PointwiseConv(
+        self.num_joints * self.depth_dim, dtype=self.dtype,
+        precision=self.precision, name="final_layer")(x)  # [B, 64, 64, J*D]
     uvd = soft_argmax_3d(logits, self.num_joints, self.depth_dim)  # [B, J, 3]
 
     def dense(features, fan_in, name):

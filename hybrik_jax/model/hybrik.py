@@ -81,8 +81,9 @@ class HybrIK(nn.Module):
       train: BatchNorm batch statistics (mutable=['batch_stats']), dropout
         (rng 'dropout') and mmhuman3d's train-mode IK branch.
       return_intermediates: also return ``backbone_features [B,8,8,512]``,
-        ``deconv_features [B,64,64,256]``, ``heatmap_logits [B,64,64,1856]``
-        (NHWC, compute dtype) and ``pred_xyz_jts_29 [B,29,3]``.
+        ``deconv_features [B,64,64,256]`` (NHWC, compute dtype),
+        ``heatmap_logits [B,64,64,1856]`` (NHWC, float32) and
+        ``pred_xyz_jts_29 [B,29,3]``.
       with_body_model: run IK + SMPL; False stops after the head (no
         pred_vertices / pred_pose / pred_xyz_jts_24_struct / pred_xyz_jts_17;
         ``constants/smpl`` is then not needed).
