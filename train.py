@@ -60,5 +60,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  from hybrik_jax import host_memory  # pylint: disable=g-import-not-at-top
+  host_memory.reexec_with_huge_pages()  # see hybrik_jax/host_memory.py
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)

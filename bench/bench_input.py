@@ -201,4 +201,6 @@ def main():
 
 
 if __name__ == '__main__':
+  from hybrik_jax import host_memory  # pylint: disable=g-import-not-at-top
+  host_memory.reexec_with_huge_pages()  # see hybrik_jax/host_memory.py
   main()
