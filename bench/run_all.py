@@ -188,6 +188,10 @@ def main():
   print(f"# python {platform.python_version()}, jax {jax.__version__}, "
         f"flax {flax.__version__}, numpy {np.__version__}, opencv "
         f"{cv2.__version__}")
+  tunables = os.environ.get("GLIBC_TUNABLES", "")
+  print(f"# host malloc: glibc huge pages "
+        f"{'on' if 'glibc.malloc.hugetlb=1' in tunables else 'off'} "
+        f"(hybrik_jax/host_memory.py; HYBRIK_JAX_HUGEPAGES=0 turns it off)")
   print(Table.header())
   print("|" + "|".join("-" * w for w in (36, 7, 11, 11, 11, 12, 9, 10, 8))
         + "|")
