@@ -69,7 +69,7 @@ class Table:
   def header():
     return (f"| {'stage':<34} | {'batch':>5} | {'compile s':>9} | "
             f"{'ms/batch':>9} | {'rate':>9} | {'unit':<10} | "
-            f"{'PyTorch':>7} | {'speed-up':>8} | {'target':>6} |")
+            f"{'PyTorch':>7} | {'speed-up':>8} | {'target':>6} | {'met':>4} |")
 
   @staticmethod
   def print_row(r):
@@ -77,8 +77,10 @@ class Table:
     fmt = lambda x, f: (f"{x:{f}}" if x is not None else "")
     print(f"| {stage:<34} | {batch:>5} | {fmt(c, '9.1f')} | {ms:>9.1f} | "
           f"{rate:>9.1f} | {unit:<10} | {fmt(torch, '7.1f'):>7} | "
-          f"{(fmt(sp, '7.1f') + 'x') if sp else '':>8} | "
-          f"{(fmt(tgt, '.1f') + 'x') if tgt else '':>6} |", flush=True)
+          f"{(fmt(sp, '7.2f') + 'x') if sp else '':>8} | "
+          f"{(fmt(tgt, '.1f') + 'x') if tgt else '':>6} | "
+          f"{('yes' if sp >= tgt else 'NO') if sp and tgt else '':>4} |",
+          flush=True)
 
 
 def bench_ik(table, repeats):
@@ -193,7 +195,7 @@ def main():
         f"{'on' if 'glibc.malloc.hugetlb=1' in tunables else 'off'} "
         f"(hybrik_jax/host_memory.py; HYBRIK_JAX_HUGEPAGES=0 turns it off)")
   print(Table.header())
-  print("|" + "|".join("-" * w for w in (36, 7, 11, 11, 11, 12, 9, 10, 8))
+  print("|" + "|".join("-" * w for w in (36, 7, 11, 11, 11, 12, 9, 10, 8, 6))
         + "|")
   table = Table()
   reps = 2 if args.quick else args.repeats

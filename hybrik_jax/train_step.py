@@ -89,8 +89,8 @@ def make_per_device_step(model, loss_weights: Mapping[str, float] | None,
     def keep(params, opt_state, batch_stats):
       return params, opt_state, batch_stats
 
-    # A branch, not a per-element select: the skipped case is rare, and the
-    # Adam update then stays one fused pass over the parameters.
+    # A branch rather than jnp.where over params and both Adam moments (three
+    # extra full passes over 27.6M weights, ~60 ms in the CPU profile).
     new_params, new_opt_state, kept_batch_stats = jax.lax.cond(
         finite, apply_update, keep, state.params, state.opt_state,
         state.batch_stats)
