@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 OPT_OUT_ENV = "HYBRIK_JAX_HUGEPAGES"
@@ -56,7 +56,7 @@ def thp_mode(path: Path = THP_ENABLED) -> Optional[str]:
   return text[text.index("[") + 1:text.index("]")]
 
 
-def huge_pages_command(argv: Sequence[str], environ: Mapping[str, str],
+def huge_pages_environ(environ: Mapping[str, str],
                        glibc: Optional[tuple[int, int]],
                        thp: Optional[str]) -> Optional[dict[str, str]]:
   """The environment to re-execute with, or None when no re-exec is due.
@@ -71,8 +71,6 @@ def huge_pages_command(argv: Sequence[str], environ: Mapping[str, str],
   current = environ.get("GLIBC_TUNABLES", "")
   if "glibc.malloc.hugetlb" in current:
     return None  # already set (by us on the first exec, or by the user)
-  if not argv:
-    return None
   env = dict(environ)
   env["GLIBC_TUNABLES"] = f"{current}:{TUNABLE}" if current else TUNABLE
   return env
@@ -86,10 +84,10 @@ def reexec_with_huge_pages() -> None:
   when the tunable is already set, opted out (``HYBRIK_JAX_HUGEPAGES=0``),
   or not supported (not Linux/glibc >= 2.35, THP ``never``).
   """
-  argv = list(getattr(sys, "orig_argv", sys.argv))
-  env = huge_pages_command(argv, os.environ, glibc_version(), thp_mode())
+  env = huge_pages_environ(os.environ, glibc_version(), thp_mode())
   if env is None:
     return
+  argv = list(getattr(sys, "orig_argv", sys.argv))
   sys.stdout.flush()
   sys.stderr.flush()
   # argv[0] -> the interpreter's path, so a virtualenv stays active.

@@ -102,13 +102,12 @@ def test_pointwise_conv_equals_flax_conv():
 
 
 @pytest.mark.slow
-def test_non_finite_step_leaves_state_untouched():
+def test_non_finite_step_leaves_state_untouched(smpl_model):
   import ml_collections  # pylint: disable=g-import-not-at-top
   from conftest import TINY_NET_SIZE, golden_train_batch, random_variables  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import assets, train_state, train_step  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import train_state, train_step  # pylint: disable=g-import-not-at-top
   from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
-  body = assets.load_synthetic_smpl()
-  variables = random_variables(body)
+  variables = random_variables(smpl_model)
   cfg = ml_collections.ConfigDict({
       "optimizer": dict(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8,
                         weight_decay=0.0),

@@ -9,20 +9,19 @@ import pytest
 
 from hybrik_jax import host_memory
 
-ARGV = ["python", "train.py", "--config", "configs/synthetic.py"]
 GLIBC = (2, 36)
 
 
 def test_adds_the_tunable_once():
-  env = host_memory.huge_pages_command(ARGV, {"PATH": "/bin"}, GLIBC, "madvise")
+  env = host_memory.huge_pages_environ({"PATH": "/bin"}, GLIBC, "madvise")
   assert env == {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
   # The re-executed process sees the tunable and goes on normally.
-  assert host_memory.huge_pages_command(ARGV, env, GLIBC, "madvise") is None
+  assert host_memory.huge_pages_environ(env, GLIBC, "madvise") is None
 
 
 def test_keeps_other_tunables():
-  env = host_memory.huge_pages_command(
-      ARGV, {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, GLIBC, "always")
+  env = host_memory.huge_pages_environ(
+      {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, GLIBC, "always")
   assert env["GLIBC_TUNABLES"] == ("glibc.malloc.arena_max=2:"
                                    "glibc.malloc.hugetlb=1")
 
@@ -37,7 +36,7 @@ def test_keeps_other_tunables():
     ({}, GLIBC, None),  # no THP sysfs entry
 ])
 def test_does_nothing_where_it_does_not_apply(environ, glibc, thp):
-  assert host_memory.huge_pages_command(ARGV, environ, glibc, thp) is None
+  assert host_memory.huge_pages_environ(environ, glibc, thp) is None
 
 
 def test_thp_mode_parses_sysfs(tmp_path):

@@ -183,9 +183,12 @@ class PointwiseConv(nn.Module):
   """A 1x1 convolution with bias (torch ``Conv2d(k=1)``) computed as one matmul.
 
   Same variables as ``nn.Conv(features, (1, 1))`` -- ``kernel`` [1, 1, Cin,
-  Cout], ``bias`` [Cout] -- but evaluated as ``[B*H*W, Cin] @ [Cin, Cout]``
-  (see the module docstring). Init N(0, 0.001^2) / zeros, as
-  ``HybrIKHead._initialize`` does for ``final_layer``. The output is float32
+  Cout], ``bias`` [Cout] -- but evaluated as ``[B*H*W, Cin] @ [Cin, Cout]``.
+  For the head's 256 -> 1856 layer over 64x64 pixels this matters on XLA:CPU:
+  the convolution's weight gradient (a batch-as-feature convolution) ran at
+  ~25 GFLOP/s, the matmul's (``x^T @ dy``) at ~190 GFLOP/s (BENCHMARKS.md).
+  Init N(0, 0.001^2) / zeros, as ``HybrIKHead._initialize`` does for
+  ``final_layer``. The output is float32
   (accumulated in float32) even for bfloat16 inputs: the soft-argmax that
   consumes it runs in float32.
   """
