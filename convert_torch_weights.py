@@ -50,14 +50,14 @@ def _one_line(message: str) -> str:
 def main(argv=None) -> int:
   args = _parse_args(argv)
   # Imported here so that --help is instant.
-  from hybrik_jax import convert  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.interop import convert  # pylint: disable=g-import-not-at-top
   from hybrik_jax import safe_pickle  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import torch_format  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.interop import torch_format  # pylint: disable=g-import-not-at-top
   errors = (convert.ConversionError, torch_format.CheckpointFormatError,
             safe_pickle.UnsafePickleError, OSError)
   try:
     # pylint: disable-next=g-import-not-at-top
-    from hybrik_jax.model import weight_mapping
+    from hybrik_jax.interop import weight_mapping
     errors += (weight_mapping.WeightMappingError,)
   except ImportError:
     pass

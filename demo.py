@@ -61,7 +61,7 @@ def main(argv=None) -> int:
   logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
   for name in ("absl", "jax", "orbax"):
     logging.getLogger(name).setLevel(logging.ERROR)
-  from hybrik_jax import demo_lib  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.demo import run as demo_lib  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   try:
     result = demo_lib.run(

@@ -53,7 +53,9 @@ def main(argv):
   del argv
   absl_logging.set_verbosity(absl_logging.WARNING)
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import checkpointing, evaluation, trainer  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.train import checkpointing
+  from hybrik_jax.eval import protocol as evaluation
+  from hybrik_jax.train import loop as trainer  # pylint: disable=g-import-not-at-top
 
   config = _CONFIG.value
   ds = config.data.test

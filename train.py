@@ -44,7 +44,7 @@ def main(argv):
     # Persistent XLA compilation cache: a rerun / resume skips compilation.
     jax.config.update("jax_compilation_cache_dir", _CACHE.value)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-  from hybrik_jax import trainer  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.train import loop as trainer  # pylint: disable=g-import-not-at-top
   if jax.process_index() == 0:
     print(f"JAX {jax.__version__}: {jax.process_count()} process(es), "
           f"{jax.local_device_count()} local / {jax.device_count()} global "

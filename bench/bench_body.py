@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
-from hybrik_jax.smpl import hybrik  # pylint: disable=g-import-not-at-top
+from hybrik_jax.smpl import hybrik_layer as hybrik  # pylint: disable=g-import-not-at-top
 from hybrik_jax.smpl import lbs  # pylint: disable=g-import-not-at-top
 
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -33,7 +33,7 @@ import run_all  # pylint: disable=g-import-not-at-top
 from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
 from hybrik_jax.model.head import HybrIKHead  # pylint: disable=g-import-not-at-top
 from hybrik_jax.model.resnet import ResNet34  # pylint: disable=g-import-not-at-top
-from hybrik_jax.smpl import hybrik as hybrik_smpl  # pylint: disable=g-import-not-at-top
+from hybrik_jax.smpl import hybrik_layer as hybrik_smpl  # pylint: disable=g-import-not-at-top
 
 
 def main():

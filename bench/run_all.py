@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import bench_body  # pylint: disable=g-import-not-at-top
-from hybrik_jax import train_state, train_step  # pylint: disable=g-import-not-at-top
+from hybrik_jax.train import state as train_state
+from hybrik_jax.train import step as train_step  # pylint: disable=g-import-not-at-top
 from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
 
 # mmhuman3d 0.11.0, torch 2.13 CPU, 2 threads, this machine type.
@@ -87,7 +88,7 @@ def bench_ik(table, repeats):
   model = bench_body.load_model()
   with np.load(bench_body.FIXTURES / "golden_ik.npz") as d:
     ik_in = {k: d[k] for k in ("pose_skeleton_noisy", "betas", "phis")}
-  from hybrik_jax.smpl import hybrik  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.smpl import hybrik_layer as hybrik  # pylint: disable=g-import-not-at-top
   fn = jax.jit(hybrik.hybrik_forward, static_argnames=("train",))
   for b in (64, 512):
     args = [model] + [bench_body.tile(ik_in[k], b) for k in

@@ -22,7 +22,7 @@ def golden(name: str) -> dict[str, np.ndarray]:
 def golden_train_batch(n: int, image_size: int = 256) -> dict[str, np.ndarray]:
   """A training batch of ``n`` samples cycling through golden_losses.npz's 4:
   NHWC images subsampled to ``image_size``, camera inputs and targets."""
-  from hybrik_jax import train_step  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.train import step as train_step  # pylint: disable=g-import-not-at-top
   g = golden("golden_losses.npz")
   idx = np.arange(n) % 4
   stride = 256 // image_size
@@ -81,9 +81,7 @@ def random_variables(body, net_size: int = TINY_NET_SIZE, seed: int = 0) -> dict
   from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
   model = hybrik_model.HybrIK()
   b = 1
-  cam = (jnp.tile(jnp.array([[1.0, 0, 0], [0, 1.0, 0]]), (b, 1, 1)),
-         jnp.tile(jnp.eye(3), (b, 1, 1)), jnp.array([[0, 0, 5000.0]]),
-         jnp.full((b, 1), 2000.0))
+  cam = hybrik_model.dummy_camera(b)
   shapes = jax.eval_shape(lambda: model.init(
       {"params": jax.random.PRNGKey(0)},
       jnp.zeros((b, net_size, net_size, 3)), *cam, train=False))
@@ -118,7 +116,8 @@ def tiny_run_dir(tmp_path_factory):
   import json  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import checkpointing, train_state  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.train import checkpointing
+  from hybrik_jax.train import state as train_state  # pylint: disable=g-import-not-at-top
   from hybrik_jax import assets  # pylint: disable=g-import-not-at-top
   run = tmp_path_factory.mktemp("run")
   body = assets.load_synthetic_smpl()

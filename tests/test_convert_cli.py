@@ -1,4 +1,4 @@
-"""Tests for hybrik_jax.convert and the convert_torch_weights.py CLI.
+"""Tests for hybrik_jax.interop.convert and the convert_torch_weights.py CLI.
 
 Full-size mmhuman3d-like checkpoints are written without torch by
 tests/torch_writer.py (checked byte for byte against a real torch.save file in
@@ -23,9 +23,9 @@ import pytest
 import checkpoint_recipe
 from conftest import FIXTURES, golden
 import torch_writer as tw
-from hybrik_jax import convert
+from hybrik_jax.interop import convert
 from hybrik_jax import smpl as smpl_lib
-from hybrik_jax.model import weight_mapping
+from hybrik_jax.interop import weight_mapping
 from hybrik_jax.smpl import io as smpl_io
 from hybrik_jax.smpl import tables
 
@@ -162,7 +162,7 @@ def assert_clean_failure(rc: int, err: str, out_dir: Path, *needles: str):
 
 
 def test_writer_round_trip_full_checkpoint(ckpt, state_dict):
-  from hybrik_jax.torch_format import load_torch_checkpoint
+  from hybrik_jax.interop.torch_format import load_torch_checkpoint
   obj = load_torch_checkpoint(ckpt)
   assert sorted(obj) == ["meta", "state_dict"]
   assert list(obj["state_dict"]) == list(state_dict)

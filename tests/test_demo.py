@@ -1,4 +1,4 @@
-"""Tests of demo.py / hybrik_jax.demo_lib (image, folder, video, geometry).
+"""Tests of demo.py / hybrik_jax.demo.run (image, folder, video, geometry).
 
 The network is a small (64 x 64 input) randomly initialised HybrIK saved as
 a training-run checkpoint; the placement geometry is checked with the ground
@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hybrik_jax import assets, demo_lib, render
+from hybrik_jax import assets, render
+from hybrik_jax.demo import run as demo_lib
 from hybrik_jax.data import conventions, synthetic, transforms
 from hybrik_jax.data.sources import NpzSource
 
@@ -61,7 +62,7 @@ def run_dir(tiny_run_dir):
 
 @pytest.fixture(scope="module")
 def variables(run_dir):
-  from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.train import checkpointing  # pylint: disable=g-import-not-at-top
   return checkpointing.load_inference_variables(run_dir)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_NET_SIZE
-from hybrik_jax import evaluation
+from hybrik_jax.eval import protocol as evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -105,7 +105,8 @@ def test_pointwise_conv_equals_flax_conv():
 def test_non_finite_step_leaves_state_untouched(smpl_model):
   import ml_collections  # pylint: disable=g-import-not-at-top
   from conftest import TINY_NET_SIZE, golden_train_batch, random_variables  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import train_state, train_step  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.train import state as train_state
+  from hybrik_jax.train import step as train_step  # pylint: disable=g-import-not-at-top
   from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
   variables = random_variables(smpl_model)
   cfg = ml_collections.ConfigDict({

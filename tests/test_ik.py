@@ -16,7 +16,7 @@ import pytest
 from conftest import FIXTURES, golden
 from hybrik_jax import geometry
 from hybrik_jax import smpl
-from hybrik_jax.smpl import hybrik
+from hybrik_jax.smpl import hybrik_layer as hybrik
 from hybrik_jax.smpl import ik
 from hybrik_jax.smpl import tables
 

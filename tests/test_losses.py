@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import golden
-from hybrik_jax import losses
+from hybrik_jax.train import losses
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import golden
-from hybrik_jax import metrics
+from hybrik_jax.eval import metrics
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 
 from checkpoint_recipe import build_recipe_state_dict
 from conftest import FIXTURES, golden
-from hybrik_jax import losses
+from hybrik_jax.train import losses
 from hybrik_jax.model import (HybrIK, OUTPUT_KEYS, predict, soft_argmax_3d,
                               state_dict_to_variables)
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import golden
 from hybrik_jax import assets
-from hybrik_jax import body_demo
+from hybrik_jax.demo import body_demo
 from hybrik_jax import render
 from hybrik_jax.data import conventions
 from hybrik_jax.data import synthetic

@@ -1,4 +1,4 @@
-"""Tests for hybrik_jax.torch_format (torch-free reader of torch.save files)."""
+"""Tests for hybrik_jax.interop.torch_format (torch-free reader of torch.save files)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from conftest import FIXTURES, golden
 import torch_writer as tw
 from hybrik_jax import safe_pickle
-from hybrik_jax.torch_format import CheckpointFormatError, load_torch_checkpoint
+from hybrik_jax.interop.torch_format import CheckpointFormatError, load_torch_checkpoint
 
 SAMPLE = FIXTURES / "torch_format_sample.pth"
 SAMPLE_PREFIX = "torch_format_sample/"

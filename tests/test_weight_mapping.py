@@ -10,13 +10,12 @@ import pytest
 from checkpoint_recipe import (build_recipe_state_dict, load_checkpoint_keys,
                                recipe_keys, recipe_uniform)
 from conftest import FIXTURES
-from hybrik_jax.model import (TorchBatchNorm, WeightMappingError,
-                              attach_body_model, count_params,
-                              init_variables, load_pretrained_backbone,
-                              state_dict_to_variables,
-                              torchvision_resnet34_to_backbone,
-                              variables_to_state_dict)
-from hybrik_jax.model import weight_mapping
+from hybrik_jax.interop import weight_mapping
+from hybrik_jax.interop.weight_mapping import (
+    WeightMappingError, load_pretrained_backbone, state_dict_to_variables,
+    torchvision_resnet34_to_backbone, variables_to_state_dict)
+from hybrik_jax.model import (TorchBatchNorm, attach_body_model, count_params,
+                              init_variables)
 from hybrik_jax.model.resnet import torch_conv
 import flax.linen as nn
 

@@ -22,12 +22,15 @@ import jax.numpy as jnp
 from jax import lax
 
 from hybrik_jax.model.resnet import TorchBatchNorm
+from hybrik_jax.smpl import tables
 
 Dtype = Any
 Precision = Any
 
 # uv of the heatmap (64 bins) -> crop pixels (256): hard-coded stride 4.
 HEATMAP_STRIDE = 4
+# Width of the global branch's two fully connected layers (fc1, fc2).
+FC_DIM = 1024
 
 
 def torch_linear_init(fan_in: int):
@@ -229,7 +232,7 @@ class HybrIKHead(nn.Module):
   num_joints: int = 29
   depth_dim: int = 64
   deconv_dim: Sequence[int] = (256, 256, 256)
-  num_betas: int = 10
+  num_betas: int = tables.NUM_BETAS
   num_twist: int = 23
   dropout_rate: float = 0.5
   dtype: Dtype = jnp.float32
@@ -277,15 +280,15 @@ class HybrIKHead(nn.Module):
 
     g = jnp.mean(feature.astype(jnp.float32), axis=(1, 2))  # [B, 512]
     g = g.astype(self.dtype)
-    g = dense(1024, g.shape[-1], "fc1")(g)
+    g = dense(FC_DIM, g.shape[-1], "fc1")(g)
     g = nn.Dropout(self.dropout_rate, deterministic=not train,
                    name="drop1")(g)
-    g = dense(1024, 1024, "fc2")(g)
+    g = dense(FC_DIM, FC_DIM, "fc2")(g)
     g = nn.Dropout(self.dropout_rate, deterministic=not train,
                    name="drop2")(g)
-    delta_shape = dense(self.num_betas, 1024, "decshape")(g).astype(
+    delta_shape = dense(self.num_betas, FC_DIM, "decshape")(g).astype(
         jnp.float32)  # [B, 10]
-    phi = dense(self.num_twist * 2, 1024, "decphi")(g).astype(jnp.float32)
+    phi = dense(self.num_twist * 2, FC_DIM, "decphi")(g).astype(jnp.float32)
     pred_shape = delta_shape + init_shape.astype(jnp.float32)[None, :]
     return {
         "pred_uvd_jts_29": uvd,

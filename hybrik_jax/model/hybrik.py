@@ -32,13 +32,14 @@ import numpy as np
 
 from hybrik_jax.model.head import HEATMAP_STRIDE, HybrIKHead, uvd_to_cam
 from hybrik_jax.model.resnet import ResNet34
+from hybrik_jax.smpl import tables
 from hybrik_jax.smpl.model import SMPLModel
 
 Dtype = Any
 Precision = Any
 
-NUM_JOINTS = 29
-NUM_BETAS = 10
+NUM_JOINTS = HybrIKHead.num_joints
+NUM_BETAS = tables.NUM_BETAS
 # Depth box of the head in metres: pose_skeleton = xyz (units of 2 m) * 2.
 DEPTH_BOX_M = 2.0
 
@@ -212,7 +213,7 @@ def init_variables(rng: jax.Array, smpl_model: Optional[SMPLModel] = None,
   model = HybrIK(dtype=dtype)
   b = 1
   images = jnp.zeros((b, image_size, image_size, 3), jnp.float32)
-  cam = _dummy_camera(b)
+  cam = dummy_camera(b)
   variables = jax.jit(functools.partial(model.init, train=False))(
       {"params": rng}, images, *cam)
   variables = {k: dict(v) for k, v in variables.items()}
@@ -230,12 +231,19 @@ def init_variables(rng: jax.Array, smpl_model: Optional[SMPLModel] = None,
   return variables
 
 
-def _dummy_camera(b: int):
-  trans_inv = jnp.tile(jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
-                       (b, 1, 1))
-  kinv = jnp.tile(jnp.eye(3), (b, 1, 1))
-  joint_root = jnp.tile(jnp.array([[0.0, 0.0, 5000.0]]), (b, 1))
-  depth_factor = jnp.full((b, 1), 2000.0)
+def dummy_camera(b: int) -> tuple[np.ndarray, ...]:
+  """Camera inputs for tracing or timing the network, float32 numpy.
+
+  Identity crop affine ``trans_inv [b, 2, 3]``, ``K^-1 = I [b, 3, 3]``, root
+  5 m in front of the camera ``joint_root [b, 3]`` (mm), ``depth_factor
+  [b, 1]`` = 2000 mm. The outputs are meaningless as a pose; only shapes and
+  dtypes matter.
+  """
+  trans_inv = np.tile(np.array([[1, 0, 0], [0, 1, 0]], np.float32),
+                      (b, 1, 1))  # [b, 2, 3]
+  kinv = np.tile(np.eye(3, dtype=np.float32), (b, 1, 1))  # [b, 3, 3]
+  joint_root = np.tile(np.array([[0, 0, 5000]], np.float32), (b, 1))  # [b, 3]
+  depth_factor = np.full((b, 1), 2000, np.float32)  # [b, 1]
   return trans_inv, kinv, joint_root, depth_factor
 
 

@@ -35,6 +35,8 @@ Precision = Any
 # torchvision ResNet-34: BasicBlocks per stage, stage widths, stage strides.
 RESNET34_STAGES = (3, 4, 6, 3)
 RESNET34_WIDTHS = (64, 128, 256, 512)
+# Channels of the last stage (layer4), the head's input.
+RESNET34_OUT_FEATURES = RESNET34_WIDTHS[-1]
 RESNET34_STRIDES = (1, 2, 2, 2)
 
 BN_EPSILON = 1e-5

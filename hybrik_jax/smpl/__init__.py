@@ -7,22 +7,11 @@ Public API:
                  leaf_thetas=None) -> dict
 """
 
-from hybrik_jax.smpl.model import SMPLModel
 from hybrik_jax.smpl import tables
+from hybrik_jax.smpl.hybrik_layer import hybrik_forward
+from hybrik_jax.smpl.io import SMPLLoadError, load_model
+from hybrik_jax.smpl.lbs import forward
+from hybrik_jax.smpl.model import SMPLModel
 
-_LAZY = {
-    "load_model": "hybrik_jax.smpl.io",
-    "SMPLLoadError": "hybrik_jax.smpl.io",
-    "forward": "hybrik_jax.smpl.lbs",
-    "hybrik_forward": "hybrik_jax.smpl.hybrik",
-}
-
-
-def __getattr__(name):
-  import importlib
-  if name in _LAZY:
-    return getattr(importlib.import_module(_LAZY[name]), name)
-  raise AttributeError(f"module 'hybrik_jax.smpl' has no attribute {name!r}")
-
-
-__all__ = ["SMPLModel", "tables", *_LAZY]
+__all__ = ["SMPLModel", "SMPLLoadError", "forward", "hybrik_forward",
+           "load_model", "tables"]

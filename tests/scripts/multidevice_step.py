@@ -23,7 +23,10 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 
 from conftest import FIXTURES, SMPL_DIR, golden_train_batch, gunzip_to  # pylint: disable=g-import-not-at-top
-from hybrik_jax import losses, smpl, train_state, train_step
+from hybrik_jax import smpl
+from hybrik_jax.train import losses
+from hybrik_jax.train import state as train_state
+from hybrik_jax.train import step as train_step
 from hybrik_jax.model import hybrik as hybrik_model
 
 IMAGE = int(os.environ.get("MD_IMAGE", "64"))

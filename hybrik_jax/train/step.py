@@ -25,8 +25,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from hybrik_jax import losses as losses_lib
-from hybrik_jax.train_state import TrainState
+from hybrik_jax.train import losses as losses_lib
+from hybrik_jax.train.state import TrainState
 
 AXIS = "data"
 MODEL_INPUT_KEYS = ("img", "trans_inv", "intrinsic_param", "joint_root",

@@ -33,13 +33,15 @@ from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
+from hybrik_jax.model import head as head_lib
 from hybrik_jax.model import resnet
 
-HEAD_DECONV_DIM = (256, 256, 256)
-BACKBONE_OUT = 512
-NUM_HEATMAP_CHANNELS = 29 * 64
-NUM_BETAS = 10
-NUM_PHI = 46
+# Shapes of the head, read from the Flax modules (one source of truth).
+HEAD_DECONV_DIM = tuple(head_lib.HybrIKHead.deconv_dim)
+BACKBONE_OUT = resnet.RESNET34_OUT_FEATURES
+NUM_HEATMAP_CHANNELS = head_lib.HybrIKHead.num_joints * head_lib.HybrIKHead.depth_dim
+NUM_BETAS = head_lib.HybrIKHead.num_betas
+NUM_PHI = head_lib.HybrIKHead.num_twist * 2  # (cos, sin) per twist angle
 
 _BN_TORCH_TO_FLAX = (("weight", "params", "scale"),
                      ("bias", "params", "bias"),
@@ -132,9 +134,10 @@ def head_entries(prefix: str = "head.",
   out.append(Entry(f"{prefix}final_layer.bias", "params",
                    scope + ("final_layer", "bias"), "vector",
                    (NUM_HEATMAP_CHANNELS,)))
-  for name, fin, fout in (("fc1", BACKBONE_OUT, 1024), ("fc2", 1024, 1024),
-                          ("decshape", 1024, NUM_BETAS),
-                          ("decphi", 1024, NUM_PHI)):
+  for name, fin, fout in (("fc1", BACKBONE_OUT, head_lib.FC_DIM),
+                          ("fc2", head_lib.FC_DIM, head_lib.FC_DIM),
+                          ("decshape", head_lib.FC_DIM, NUM_BETAS),
+                          ("decphi", head_lib.FC_DIM, NUM_PHI)):
     out.append(Entry(f"{prefix}{name}.weight", "params",
                      scope + (name, "kernel"), "linear", (fout, fin)))
     out.append(Entry(f"{prefix}{name}.bias", "params", scope + (name, "bias"),
@@ -188,16 +191,18 @@ def _get(tree: Mapping, path: tuple[str, ...]) -> Any:
   return tree
 
 
-def _strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-  return {(k[len("module."):] if k.startswith("module.") else k): v
-          for k, v in state_dict.items()}
+def strip_module_prefix(key: str) -> str:
+  """``key`` without DataParallel's ``module.`` prefix(es)."""
+  while key.startswith("module."):
+    key = key[len("module."):]
+  return key
 
 
 def _map(state_dict: Mapping[str, Any], entries: list[Entry],
          ignore_prefixes: tuple[str, ...], ignore_keys: tuple[str, ...],
          source: str) -> dict[str, dict]:
   """Maps ``state_dict`` onto ``entries``; raises one error for all problems."""
-  sd = _strip_module_prefix(state_dict)
+  sd = {strip_module_prefix(k): v for k, v in state_dict.items()}
   problems = []
   out: dict[str, dict] = {}
   known = {e.torch_key for e in entries}

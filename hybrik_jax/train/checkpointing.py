@@ -1,6 +1,6 @@
 """Training checkpoints with orbax: keep-last-K + best, async, exact resume.
 
-A checkpoint holds the whole :class:`~hybrik_jax.train_state.TrainState`
+A checkpoint holds the whole :class:`~hybrik_jax.train.state.TrainState`
 (params, batch statistics, optimiser state, step, PRNG key, constants) and
 the input pipeline's iterator state (JSON), so that a killed run resumes
 bit-exactly. Steps are written atomically by orbax (a temporary directory
@@ -143,7 +143,7 @@ def load_inference_variables(path: str | Path, body_model=None) -> dict:
   Returns:
     {'params', 'batch_stats', 'constants'} with the H36M-regressor body model.
   """
-  from hybrik_jax import convert  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.interop import convert  # pylint: disable=g-import-not-at-top
   from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
   path = Path(path)
   if not path.exists():

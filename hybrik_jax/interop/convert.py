@@ -5,7 +5,7 @@ folder and renamed at the end, so an error never leaves a partial folder):
 
 * ``variables/``: an orbax ``StandardCheckpointer`` checkpoint of the Flax
   variables made by
-  :func:`hybrik_jax.model.weight_mapping.state_dict_to_variables` (numpy leaves); read it back with :func:`load_converted`.
+  :func:`hybrik_jax.interop.weight_mapping.state_dict_to_variables` (numpy leaves); read it back with :func:`load_converted`.
 * ``smpl_neutral.npz``: the neutral SMPL model carried by the checkpoint's
   ``smpl.*`` buffers, under the official SMPL pickle key names
   (``v_template [V,3]``, ``shapedirs [V,3,10]``, ``posedirs [V,3,207]``,
@@ -30,7 +30,8 @@ from typing import Any, Mapping
 import numpy as np
 
 import hybrik_jax
-from hybrik_jax import torch_format
+from hybrik_jax.interop import torch_format
+from hybrik_jax.interop import weight_mapping
 from hybrik_jax.smpl import tables
 
 __all__ = [
@@ -64,18 +65,12 @@ class ConversionError(ValueError):
 # -----------------------------------------------------------------------------
 
 
-def _strip_module(key: str) -> str:
-  while key.startswith("module."):
-    key = key[len("module."):]
-  return key
-
-
 def extract_state_dict(obj: Any, source: str = "<checkpoint>"
                        ) -> tuple[dict[str, np.ndarray], bool]:
   """Finds the state_dict in a loaded checkpoint and strips ``module.``.
 
   Args:
-    obj: what :func:`hybrik_jax.torch_format.load_torch_checkpoint` returned:
+    obj: what :func:`hybrik_jax.interop.torch_format.load_torch_checkpoint` returned:
       an mmcv container ``{'meta', 'state_dict', ...}`` or a bare state_dict.
     source: file name for error messages.
 
@@ -106,7 +101,7 @@ def extract_state_dict(obj: Any, source: str = "<checkpoint>"
     if not isinstance(value, np.ndarray):
       raise ConversionError(f"{source}: state_dict entry '{key}' is a "
                             f"{type(value).__name__}, not a tensor")
-    new_key = _strip_module(key)
+    new_key = weight_mapping.strip_module_prefix(key)
     stripped |= new_key != key
     if new_key in state_dict:
       raise ConversionError(f"{source}: keys '{key}' and '{new_key}' collide "
@@ -372,16 +367,15 @@ def convert_checkpoint(ckpt_path: str | os.PathLike,
     The report (also written to ``out_dir/report.json``).
 
   Raises:
-    hybrik_jax.torch_format.CheckpointFormatError: unreadable file.
+    hybrik_jax.interop.torch_format.CheckpointFormatError: unreadable file.
     hybrik_jax.safe_pickle.UnsafePickleError: the pickle names a forbidden
       global (nothing was executed).
     ConversionError: no state_dict, another architecture, bad SMPL buffers,
       non-empty ``out_dir`` without ``overwrite``.
-    hybrik_jax.model.weight_mapping.WeightMappingError: missing, unexpected
+    hybrik_jax.interop.weight_mapping.WeightMappingError: missing, unexpected
       or mis-shaped keys.
   """
   # pylint: disable-next=g-import-not-at-top
-  from hybrik_jax.model import weight_mapping
 
   ckpt_path = os.fspath(ckpt_path)
   out_dir = os.fspath(out_dir)
@@ -442,7 +436,6 @@ def convert_torchvision_resnet34(pth_path: str | os.PathLike,
     The same errors as :func:`convert_checkpoint`.
   """
   # pylint: disable-next=g-import-not-at-top
-  from hybrik_jax.model import weight_mapping
 
   pth_path = os.fspath(pth_path)
   out_dir = os.fspath(out_dir)

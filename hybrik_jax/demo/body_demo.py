@@ -14,7 +14,7 @@ Runs on the package's synthetic SMPL model (no licensed data needed):
    mean vertex error (mm) of each case, and writes a picture: per body the
    true mesh and the reconstructions (a) and (c), front and side view.
 
-Run: ``python -m hybrik_jax.body_demo --out runs/body_demo``.
+Run: ``python -m hybrik_jax.demo.body_demo --out runs/body_demo``.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def run(out_dir, num: int = 4, seed: int = 0, noise_mm: float = 10.0,
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
   parser = argparse.ArgumentParser(
-      prog="python -m hybrik_jax.body_demo",
+      prog="python -m hybrik_jax.demo.body_demo",
       description="SMPL forward -> skeleton -> HybrIK IK demo on the "
                   "synthetic body model.")
   parser.add_argument("--out", default="runs/body_demo",

@@ -26,7 +26,7 @@ from typing import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from hybrik_jax import metrics as metrics_lib
+from hybrik_jax.eval import metrics as metrics_lib
 
 LSP14_FROM_H36M = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
 HP3D_JOINT_MAPPER = (14, 11, 12, 13, 8, 9, 10, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4)

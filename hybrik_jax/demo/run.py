@@ -62,6 +62,8 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 import cv2
 import numpy as np
 
+from hybrik_jax.model import hybrik as hybrik_model
+
 log = logging.getLogger(__name__)
 
 DEFAULT_IMAGE_SIZE = 256  # mmhuman3d's resnet34_hybrik_mixed input size.
@@ -369,7 +371,6 @@ class Predictor:
                person_height_m: float = DEFAULT_PERSON_HEIGHT_M,
                placement: str = "fit"):
     import jax  # pylint: disable=g-import-not-at-top
-    from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
     if placement not in PLACEMENTS:
       raise DemoError(f"--placement must be one of {PLACEMENTS}, got "
                       f"{placement!r}")
@@ -403,10 +404,8 @@ class Predictor:
   def _batch(self, images_bgr, bboxes, cameras):
     n, b, size = len(images_bgr), self.batch_size, self.image_size
     crops = np.zeros((b, size, size, 3), np.float32)
-    trans_inv = np.tile(np.array([[1, 0, 0], [0, 1, 0]], np.float32),
-                        (b, 1, 1))
-    k_inv = np.tile(np.eye(3, dtype=np.float32), (b, 1, 1))
-    joint_root = np.tile(np.array([0, 0, 5000.0], np.float32), (b, 1))
+    # Padding rows keep the dummy camera; real rows are overwritten below.
+    trans_inv, k_inv, joint_root, _ = hybrik_model.dummy_camera(b)
     for i, (img, box, cam) in enumerate(zip(images_bgr, bboxes, cameras)):
       crops[i], trans_inv[i] = crop_image(img, box, size)
       k_inv[i] = cam.k_inv
@@ -649,7 +648,7 @@ def run(checkpoint: str | Path, input_path: str | Path,
     load_image(input_path)  # fail before loading the model
 
   if variables is None:
-    from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
+    from hybrik_jax.train import checkpointing  # pylint: disable=g-import-not-at-top
     try:
       variables = checkpointing.load_inference_variables(checkpoint)
     except (checkpointing.CheckpointNotFoundError, OSError, ValueError) as e:

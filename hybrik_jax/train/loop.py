@@ -19,10 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from hybrik_jax import checkpointing
-from hybrik_jax import run_logging
-from hybrik_jax import train_state as train_state_lib
-from hybrik_jax import train_step as train_step_lib
+from hybrik_jax.train import checkpointing
+from hybrik_jax.train import run_logging
+from hybrik_jax.train import state as train_state_lib
+from hybrik_jax.train import step as train_step_lib
 from hybrik_jax.model import hybrik as hybrik_model
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,8 @@ def initial_variables(config, rng: jax.Array) -> dict:
           f"backbone init file {path} (config.model.backbone_init) not found: "
           "put torchvision's resnet34-b627a593.pth there, or train from "
           "scratch with --config.model.backbone_init=''")
-    from hybrik_jax import torch_format  # pylint: disable=g-import-not-at-top
-    from hybrik_jax.model import weight_mapping  # pylint: disable=g-import-not-at-top
+    from hybrik_jax.interop import torch_format  # pylint: disable=g-import-not-at-top
+    from hybrik_jax.interop import weight_mapping  # pylint: disable=g-import-not-at-top
     backbone = weight_mapping.torchvision_resnet34_to_backbone(
         torch_format.load_torch_checkpoint(path))
     variables["params"]["backbone"] = jax.tree.map(jnp.asarray,
@@ -227,7 +227,7 @@ def _check_finite(step: int, metrics) -> None:
 
 def _make_validation(config, model):
   """Returns ``fn(state) -> {'MPJPE', 'PA-MPJPE'}`` on ``config.data.val``."""
-  from hybrik_jax import evaluation  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.eval import protocol as evaluation  # pylint: disable=g-import-not-at-top
 
   def run(state) -> dict[str, float]:
     variables = jax.device_get(state.variables)

@@ -1,0 +1,1 @@
+"""Inference on images and videos (``demo.py``) and the body-model demo."""
