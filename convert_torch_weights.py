@@ -9,30 +9,29 @@ Usage:
 
 The output folder holds ``variables/`` (orbax checkpoint), ``report.json`` and,
 for HybrIK checkpoints, ``smpl_neutral.npz`` (the SMPL model carried by the
-checkpoint). Exits with status 1 and a one-line message on bad input.
+checkpoint). Exits with status 1 and a one-line message on bad input, 2 on a
+bad command line (see :mod:`hybrik_jax.cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from absl import flags
 
-def _parse_args(argv):
-  parser = argparse.ArgumentParser(
-      description="Convert an mmhuman3d resnet34_hybrik_mixed checkpoint "
-      "(or torchvision ResNet-34 weights with --torchvision) to hybrik-jax.")
-  parser.add_argument("checkpoint",
-                      help="the .pth file (torch.save zip format)")
-  parser.add_argument("out_dir", help="output folder (created)")
-  parser.add_argument("--overwrite", action="store_true",
-                      help="replace OUT_DIR if it exists and is not empty")
-  parser.add_argument("--torchvision", action="store_true",
-                      help="the input is torchvision's ImageNet ResNet-34 "
-                      "state_dict: convert it as backbone initialisation")
-  parser.add_argument("--verbose", action="store_true",
-                      help="print full error messages")
-  return parser.parse_args(argv)
+from hybrik_jax import cli
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_bool("overwrite", False,
+                    "Replace OUT_DIR if it exists and is not empty.",
+                    flag_values=fv)
+  flags.DEFINE_bool("torchvision", False,
+                    "The input is torchvision's ImageNet ResNet-34 "
+                    "state_dict: convert it as backbone initialisation.",
+                    flag_values=fv)
+  flags.DEFINE_bool("verbose", False, "Print full error messages.",
+                    flag_values=fv)
 
 
 def _one_line(message: str) -> str:
@@ -48,28 +47,29 @@ def _one_line(message: str) -> str:
 
 
 def main(argv=None) -> int:
-  args = _parse_args(argv)
+  fv, (checkpoint, out_dir) = cli.parse(
+      define_flags, argv, "python convert_torch_weights.py CKPT.pth OUT_DIR",
+      __doc__, num_positional=2)
   # Imported here so that --help is instant.
-  from hybrik_jax.interop import convert  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import safe_pickle  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.interop import torch_format  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.interop import convert
+  from hybrik_jax import safe_pickle
+  from hybrik_jax.interop import torch_format
   errors = (convert.ConversionError, torch_format.CheckpointFormatError,
             safe_pickle.UnsafePickleError, OSError)
   try:
-    # pylint: disable-next=g-import-not-at-top
     from hybrik_jax.interop import weight_mapping
     errors += (weight_mapping.WeightMappingError,)
   except ImportError:
     pass
   try:
-    if args.torchvision:
+    if fv.torchvision:
       report = convert.convert_torchvision_resnet34(
-          args.checkpoint, args.out_dir, overwrite=args.overwrite)
+          checkpoint, out_dir, overwrite=fv.overwrite)
     else:
       report = convert.convert_checkpoint(
-          args.checkpoint, args.out_dir, overwrite=args.overwrite)
+          checkpoint, out_dir, overwrite=fv.overwrite)
   except errors as e:
-    message = str(e) if args.verbose else _one_line(e)
+    message = str(e) if fv.verbose else _one_line(e)
     if isinstance(e, OSError) and e.filename and str(e.filename) not in message:
       message = f"{e.filename}: {message}"
     print(f"error: {message}", file=sys.stderr)
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
   tensors = report["tensors"]
   variables = report["variables"]
   print(f"converted {report['source']['file']} "
-        f"(sha256 {report['source']['sha256'][:12]}) -> {args.out_dir}")
+        f"(sha256 {report['source']['sha256'][:12]}) -> {out_dir}")
   print(f"  tensors: {tensors['total']} total, {tensors['mapped']} mapped, "
         f"{tensors['ignored']} ignored")
   print(f"  variables: {variables['arrays']} arrays, "
@@ -92,10 +92,10 @@ def main(argv=None) -> int:
   if smpl:
     print(f"  SMPL: {smpl['file']} ({smpl['num_vertices']} vertices, "
           f"{smpl['num_faces']} faces)")
-  elif not args.torchvision:
+  elif not fv.torchvision:
     print("  SMPL: no smpl.* buffers in the checkpoint (none written)")
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  cli.run(main)

@@ -12,65 +12,69 @@ Writes ``<name>_overlay.png`` (mesh over the image | side view),
 ``<name>_overlay.mp4`` + ``<name>.npz`` (per-frame arrays) per video, to
 ``--out`` (default runs/demo). No person detector is used. The camera
 convention, the crop and the ``--bbox-file`` format are described in
-``hybrik_jax/demo_lib.py``.
+``hybrik_jax/demo/`` (package docstring: a map of its modules). Flags follow
+:mod:`hybrik_jax.cli` (``--bbox-file`` == ``--bbox_file``).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
 
+from absl import flags
 
-def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(
-      prog="python demo.py",
-      description="HybrIK demo: mesh overlay of one person per image/frame.")
-  p.add_argument("--checkpoint", required=True,
-                 help="converted checkpoint folder, training run directory "
-                      "or step folder")
-  p.add_argument("--input", required=True,
-                 help="image file, folder of images, or video (.mp4/.avi)")
-  p.add_argument("--bbox", default=None, metavar="X,Y,W,H",
-                 help="person box in pixels (default: the whole image)")
-  p.add_argument("--bbox-file", default=None,
-                 help="JSON {name_or_frame: [x,y,w,h]} or text lines "
-                      "'name x y w h'")
-  p.add_argument("--out", default="runs/demo", help="output folder")
-  p.add_argument("--focal", type=float, default=None,
-                 help="focal length in pixels (default max(H, W))")
-  p.add_argument("--image-size", type=int, default=None,
-                 help="network input size (default: the checkpoint's "
-                      "training size, 256 for converted checkpoints)")
-  p.add_argument("--batch-size", type=int, default=8,
-                 help="images per jitted call (default 8)")
-  p.add_argument("--person-height", type=float, default=1.7,
-                 help="metres spanned by the longer box side, for the root "
-                      "depth prior (default 1.7)")
-  p.add_argument("--placement", choices=("fit", "bbox"), default="fit",
-                 help="pelvis position: 2D reprojection fit (default) or "
-                      "the box depth prior")
-  p.add_argument("--no-progress", action="store_true",
-                 help="hide progress bars")
-  return p
+from hybrik_jax import cli
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string("checkpoint", None,
+                      "Converted checkpoint folder, training run directory "
+                      "or step folder.", flag_values=fv)
+  flags.DEFINE_string("input", None,
+                      "Image file, folder of images, or video (.mp4/.avi).",
+                      flag_values=fv)
+  flags.DEFINE_string("bbox", None, "Person box X,Y,W,H in pixels "
+                      "(default: the whole image).", flag_values=fv)
+  flags.DEFINE_string("bbox_file", None, "JSON {name_or_frame: [x,y,w,h]} "
+                      "or text lines 'name x y w h'.", flag_values=fv)
+  flags.DEFINE_string("out", "runs/demo", "Output folder.", flag_values=fv)
+  flags.DEFINE_float("focal", None,
+                     "Focal length in pixels (default max(H, W)).",
+                     flag_values=fv)
+  flags.DEFINE_integer("image_size", None,
+                       "Network input size (default: the checkpoint's "
+                       "training size, 256 for converted checkpoints).",
+                       flag_values=fv)
+  flags.DEFINE_integer("batch_size", 8, "Images per jitted call.",
+                       flag_values=fv)
+  flags.DEFINE_float("person_height", 1.7,
+                     "Metres spanned by the longer box side, for the root "
+                     "depth prior.", flag_values=fv)
+  flags.DEFINE_enum("placement", "fit", ["fit", "bbox"],
+                    "Pelvis position: 2D reprojection fit, or the box depth "
+                    "prior.", flag_values=fv)
+  flags.DEFINE_bool("no_progress", False, "Hide progress bars.",
+                    flag_values=fv)
+  flags.mark_flags_as_required(["checkpoint", "input"], flag_values=fv)
 
 
 def main(argv=None) -> int:
-  args = _parser().parse_args(argv)
+  args, _ = cli.parse(define_flags, argv, "python demo.py", __doc__, xla=True)
   logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
   for name in ("absl", "jax", "orbax"):
     logging.getLogger(name).setLevel(logging.ERROR)
-  from hybrik_jax.demo import run as demo_lib  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.demo import inputs as demo_inputs
+  from hybrik_jax.demo import run as demo_run
   start = time.perf_counter()
   try:
-    result = demo_lib.run(
+    result = demo_run.run(
         args.checkpoint, args.input, out_dir=args.out, bbox=args.bbox,
         bbox_file=args.bbox_file, focal=args.focal,
         image_size=args.image_size, batch_size=args.batch_size,
         person_height_m=args.person_height, placement=args.placement,
         progress=not args.no_progress)
-  except demo_lib.DemoError as e:
+  except demo_inputs.DemoError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   seconds = time.perf_counter() - start
@@ -85,6 +89,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  from hybrik_jax import host_memory  # pylint: disable=g-import-not-at-top
-  host_memory.reexec_with_huge_pages()  # see hybrik_jax/host_memory.py
-  sys.exit(main())
+  cli.run(main, huge_pages=True)

@@ -11,7 +11,8 @@
 the folder its image paths are relative to; ``--dataset-name`` picks the
 protocol: pw3d | h36m | mpi_inf_3dhp). Writes ``metrics.json`` and
 ``per_sample.npz`` (per-sample MPJPE / PA-MPJPE in mm, predictions) to
-``--out`` (default: ``<checkpoint>/eval_<dataset>``).
+``--out`` (default: ``<checkpoint>/eval_<dataset>``). Flags follow
+:mod:`hybrik_jax.cli` (``--image-root`` == ``--image_root``).
 """
 
 from __future__ import annotations
@@ -21,71 +22,80 @@ import os
 import sys
 from pathlib import Path
 
-from absl import app
 from absl import flags
-from absl import logging as absl_logging
-from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file (data root, image size, body model).",
-    lock_config=False)
-_CKPT = flags.DEFINE_string(
-    "checkpoint", None,
-    "Converted checkpoint folder, training run directory, or step folder.")
-_DATA = flags.DEFINE_string("data", None, "HumanData test npz (optional).")
-_IMAGE_ROOT = flags.DEFINE_string(
-    "image_root", None, "Folder the --data image paths are relative to "
-    "(default: the npz's folder).")
-_DATASET_NAME = flags.DEFINE_string(
-    "dataset_name", None, "Protocol for --data: pw3d | h36m | mpi_inf_3dhp.")
-_METRICS = flags.DEFINE_list("metrics", ["pa-mpjpe", "mpjpe"],
-                             "mmhuman3d metric names.")
-_OUT = flags.DEFINE_string("out", None, "Output folder.")
-_BATCH = flags.DEFINE_integer("batch_size", None, "Evaluation batch size.")
+from hybrik_jax import cli
 
 
-def _fail(msg: str):
+def define_flags(fv: flags.FlagValues) -> None:
+  cli.define_config_file(
+      fv, "Config file (data root, image size, body model, test set).",
+      lock_config=False)
+  flags.DEFINE_string(
+      "checkpoint", None,
+      "Converted checkpoint folder, training run directory, or step folder.",
+      flag_values=fv)
+  flags.DEFINE_string("data", None, "HumanData test npz (optional).",
+                      flag_values=fv)
+  flags.DEFINE_string(
+      "image_root", None, "Folder the --data image paths are relative to "
+      "(default: the npz's folder).", flag_values=fv)
+  flags.DEFINE_enum("dataset_name", None, ["pw3d", "h36m", "mpi_inf_3dhp"],
+                    "Protocol for --data (default: the config's test set's).",
+                    flag_values=fv)
+  flags.DEFINE_list("metrics", ["pa-mpjpe", "mpjpe"],
+                    "mmhuman3d metric names: pa-mpjpe, mpjpe, pve, 3dpck, "
+                    "pa-3dpck, 3dauc, pa-3dauc.", flag_values=fv)
+  flags.DEFINE_string("out", None, "Output folder.", flag_values=fv)
+  flags.DEFINE_integer("batch_size", None,
+                       "Evaluation batch size (config.data.eval_batch_size).",
+                       flag_values=fv)
+  flags.mark_flags_as_required(["config", "checkpoint"], flag_values=fv)
+
+
+def _fail(msg: str) -> int:
   print(f"error: {msg}", file=sys.stderr)
-  raise SystemExit(1)
+  return 1
 
 
-def main(argv):
-  del argv
+def main(argv=None) -> int:
+  fv, _ = cli.parse(define_flags, argv, "python evaluate.py", __doc__, xla=True)
+  from absl import logging as absl_logging
   absl_logging.set_verbosity(absl_logging.WARNING)
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from hybrik_jax import builders
+  from hybrik_jax.eval import protocol
   from hybrik_jax.train import checkpointing
-  from hybrik_jax.eval import protocol as evaluation
-  from hybrik_jax.train import loop as trainer  # pylint: disable=g-import-not-at-top
 
-  config = _CONFIG.value
+  config = fv.config
   ds = config.data.test
-  if _DATA.value:
-    data = Path(_DATA.value).absolute()
+  if fv.data:
+    data = Path(fv.data).absolute()
     if not data.exists():
-      _fail(f"--data {data} does not exist")
+      return _fail(f"--data {data} does not exist")
     ds = ds.copy_and_resolve_references()
     ds.ann_file = str(data)
-    ds.image_root = str(Path(_IMAGE_ROOT.value or data.parent).absolute())
+    ds.image_root = str(Path(fv.image_root or data.parent).absolute())
     ds.name = data.stem
-    if _DATASET_NAME.value:
-      ds.dataset_name = _DATASET_NAME.value
-  if _BATCH.value:
-    config.data.eval_batch_size = _BATCH.value
+    if fv.dataset_name:
+      ds.dataset_name = fv.dataset_name
+  if fv.batch_size:
+    config.data.eval_batch_size = fv.batch_size
 
   try:
-    variables = checkpointing.load_inference_variables(_CKPT.value)
+    variables = checkpointing.load_inference_variables(fv.checkpoint)
   except (checkpointing.CheckpointNotFoundError, OSError, ValueError) as e:
-    _fail(str(e))
+    return _fail(str(e))
   try:
-    result = evaluation.evaluate_dataset(
-        config, variables, ds, model=trainer.build_model(config),
-        metric_names=_METRICS.value)
+    result = protocol.evaluate_dataset(
+        variables, builders.make_eval_data(config, ds),
+        model=builders.build_model(config), metric_names=fv.metrics)
   except (FileNotFoundError, ValueError) as e:
-    _fail(str(e))
+    return _fail(str(e))
 
-  out = Path(_OUT.value or Path(_CKPT.value) / f"eval_{ds.name}")
+  out = Path(fv.out or Path(fv.checkpoint) / f"eval_{ds.name}")
   out.mkdir(parents=True, exist_ok=True)
-  report = {"checkpoint": os.path.abspath(_CKPT.value),
+  report = {"checkpoint": os.path.abspath(fv.checkpoint),
             "dataset": ds.name, "dataset_name": result["dataset_name"],
             "ann_file": str(ds.ann_file), "num_samples": result["num_samples"],
             "metrics_mm": result["metrics"]}
@@ -101,10 +111,8 @@ def main(argv):
     unit = "%" if "PCK" in k or "AUC" in k else "mm"
     print(f"{k:<{width}}  {v:8.2f} {unit}")
   print(f"wrote {out / 'metrics.json'} and {out / 'per_sample.npz'}")
+  return 0
 
 
 if __name__ == "__main__":
-  from hybrik_jax import host_memory  # pylint: disable=g-import-not-at-top
-  host_memory.reexec_with_huge_pages()  # see hybrik_jax/host_memory.py
-  flags.mark_flags_as_required(["config", "checkpoint"])
-  app.run(main)
+  cli.run(main, huge_pages=True)

@@ -3,47 +3,34 @@
 Usage:
   .venv/bin/python bench/bench_body.py [--batches 1,64,512] [--repeats 20]
 
-Uses the synthetic SMPL model of tests/fixtures (same array sizes as the real
-SMPL: 6890 vertices, 207 pose directions) and the H36M regressor. Prints, per
-function and batch size: compile time (s), median and best ms per batch over
-the repeats (jitted, warm, results blocked on) and samples/s from the median.
+Uses the synthetic SMPL model (tests/helpers.py's load_synthetic_body; same
+array sizes as the real SMPL: 6890 vertices, 207 pose directions) and the
+H36M regressor. Prints, per function and batch size: compile time (s), median
+and best ms per batch over the repeats (jitted, warm, results blocked on) and
+samples/s from the median.
 The machine's cores are shared: "best" is the less load-sensitive figure.
 """
 
 from __future__ import annotations
 
-import argparse
-import gzip
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
-from hybrik_jax.smpl import hybrik_layer as hybrik  # pylint: disable=g-import-not-at-top
-from hybrik_jax.smpl import lbs  # pylint: disable=g-import-not-at-top
-
-FIXTURES = ROOT / "tests" / "fixtures"
-
-
-def load_model() -> smpl.SMPLModel:
-  """The synthetic neutral model with the H36M regressor attached."""
-  with tempfile.TemporaryDirectory() as tmp:
-    pkl = Path(tmp) / "SMPL_NEUTRAL.pkl"
-    with gzip.open(FIXTURES / "smpl" / "SMPL_NEUTRAL.pkl.gz", "rb") as fi, \
-        open(pkl, "wb") as fo:
-      shutil.copyfileobj(fi, fo)
-    return smpl.load_model(
-        pkl, extra_regressor=FIXTURES / "J_regressor_h36m.npy")
+from helpers import FIXTURES, load_synthetic_body
+from hybrik_jax import cli
+from hybrik_jax.smpl import hybrik_layer as hybrik
+from hybrik_jax.smpl import lbs
 
 
 def tile(x: np.ndarray, batch: int) -> jnp.ndarray:
@@ -71,14 +58,18 @@ def _row(name: str, batch: int, compile_s: float, ms: float, best: float
         f"{1e3 * batch / ms:>12.0f}{1e3 * batch / best:>10.0f}", flush=True)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("--batches", default="1,64,512")
-  parser.add_argument("--repeats", type=int, default=20)
-  args = parser.parse_args()
-  batches = [int(b) for b in args.batches.split(",")]
+def define_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_list("batches", ["1", "64", "512"], "Batch sizes.",
+                    flag_values=fv)
+  flags.DEFINE_integer("repeats", 20, "Timed calls per row.", flag_values=fv)
 
-  model = load_model()
+
+def main(argv=None) -> None:
+  args, _ = cli.parse(define_flags, argv, "python bench/bench_body.py",
+                      __doc__, xla=True)
+  batches = [int(b) for b in args.batches]
+
+  model = load_synthetic_body()
   with np.load(FIXTURES / "golden_smpl.npz") as d:
     smpl_in = {k: d[k] for k in ("betas", "body_pose", "global_orient",
                                  "transl")}
@@ -105,6 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  from hybrik_jax import host_memory  # pylint: disable=g-import-not-at-top
-  host_memory.reexec_with_huge_pages()  # see hybrik_jax/host_memory.py
-  main()
+  cli.run(main, huge_pages=True)

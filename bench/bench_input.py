@@ -13,14 +13,15 @@ the grain loader with several workers.
       --samples 200 --workers 0 2
 """
 
-import argparse
 import os
 import tempfile
 import time
 
 import cv2
 import numpy as np
+from absl import flags
 
+from hybrik_jax import cli
 from hybrik_jax.data import human_data
 from hybrik_jax.data import pipeline
 from hybrik_jax.data import synthetic
@@ -160,18 +161,26 @@ def prepare_datasets(work, num, frame_hw):
   }
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--frame', type=int, nargs=2, default=(1080, 1920),
-                      metavar=('H', 'W'), help='big frame size')
-  parser.add_argument('--num', type=int, default=48, help='dataset size')
-  parser.add_argument('--samples', type=int, default=200,
-                      help='samples timed per configuration')
-  parser.add_argument('--workers', type=int, nargs='*', default=(0, 2),
-                      help='grain worker counts for the loader timing')
-  parser.add_argument('--rounds', type=int, default=3)
-  parser.add_argument('--workdir', default=None)
-  args = parser.parse_args()
+def define_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_list('frame', ['1080', '1920'], 'Big frame size H,W.',
+                    flag_values=fv)
+  flags.DEFINE_integer('num', 48, 'Dataset size.', flag_values=fv)
+  flags.DEFINE_integer('samples', 200, 'Samples timed per configuration.',
+                       flag_values=fv)
+  flags.DEFINE_list('workers', ['0', '2'],
+                    'Grain worker counts for the loader timing.',
+                    flag_values=fv)
+  flags.DEFINE_integer('rounds', 3, 'Interleaved timing rounds.',
+                       flag_values=fv)
+  flags.DEFINE_string('workdir', None, 'Where to write the datasets.',
+                      flag_values=fv)
+
+
+def main(argv=None):
+  args, _ = cli.parse(define_flags, argv, 'python bench/bench_input.py',
+                      __doc__)
+  args.frame = tuple(int(v) for v in args.frame)
+  args.workers = [int(v) for v in args.workers]
 
   work = args.workdir or tempfile.mkdtemp(prefix='bench_input_')
   specs = prepare_datasets(work, args.num, args.frame)
@@ -201,6 +210,4 @@ def main():
 
 
 if __name__ == '__main__':
-  from hybrik_jax import host_memory  # pylint: disable=g-import-not-at-top
-  host_memory.reexec_with_huge_pages()  # see hybrik_jax/host_memory.py
-  main()
+  cli.run(main, huge_pages=True)

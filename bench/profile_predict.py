@@ -15,7 +15,6 @@ time at batch 1, so the stages are the profile.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import sys
 from pathlib import Path
@@ -23,24 +22,29 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import bench_body  # pylint: disable=g-import-not-at-top
-import run_all  # pylint: disable=g-import-not-at-top
-from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
-from hybrik_jax.model.head import HybrIKHead  # pylint: disable=g-import-not-at-top
-from hybrik_jax.model.resnet import ResNet34  # pylint: disable=g-import-not-at-top
-from hybrik_jax.smpl import hybrik_layer as hybrik_smpl  # pylint: disable=g-import-not-at-top
+import bench_body
+import run_all
+from hybrik_jax import cli
+from hybrik_jax.model import hybrik as hybrik_model
+from hybrik_jax.model.head import HybrIKHead
+from hybrik_jax.model.resnet import ResNet34
+from hybrik_jax.smpl import hybrik_layer as hybrik_smpl
 
 
-def main():
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--batch", type=int, default=1)
-  ap.add_argument("--repeats", type=int, default=30)
-  args = ap.parse_args()
+def define_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_integer("batch", 1, "Batch size.", flag_values=fv)
+  flags.DEFINE_integer("repeats", 30, "Timed calls per row.", flag_values=fv)
+
+
+def main(argv=None):
+  args, _ = cli.parse(define_flags, argv, "python bench/profile_predict.py",
+                      __doc__, xla=True)
   b = args.batch
   variables = jax.device_put(run_all._variables())  # pylint: disable=protected-access
   images = jnp.asarray(np.random.default_rng(0).normal(size=(b, 256, 256, 3)),
@@ -103,6 +107,4 @@ def main():
 
 
 if __name__ == "__main__":
-  from hybrik_jax import host_memory  # pylint: disable=g-import-not-at-top
-  host_memory.reexec_with_huge_pages()  # see hybrik_jax/host_memory.py
-  main()
+  cli.run(main, huge_pages=True)

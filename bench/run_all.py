@@ -19,7 +19,6 @@ Multi-device data parallelism on CPU (fake devices share the 2 cores):
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
@@ -29,16 +28,20 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-import bench_body  # pylint: disable=g-import-not-at-top
+import bench_body
+from helpers import (FIXTURES, golden_train_batch, load_synthetic_body,
+                     recipe_config)
+from hybrik_jax import builders, cli
 from hybrik_jax.train import state as train_state
-from hybrik_jax.train import step as train_step  # pylint: disable=g-import-not-at-top
-from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
+from hybrik_jax.train import step as train_step
+from hybrik_jax.model import hybrik as hybrik_model
 
 # mmhuman3d 0.11.0, torch 2.13 CPU, 2 threads, this machine type.
 TORCH = {("ik_smpl", 64): 748.0, ("ik_smpl", 512): 1601.0,
@@ -85,10 +88,10 @@ class Table:
 
 
 def bench_ik(table, repeats):
-  model = bench_body.load_model()
-  with np.load(bench_body.FIXTURES / "golden_ik.npz") as d:
+  model = load_synthetic_body()
+  with np.load(FIXTURES / "golden_ik.npz") as d:
     ik_in = {k: d[k] for k in ("pose_skeleton_noisy", "betas", "phis")}
-  from hybrik_jax.smpl import hybrik_layer as hybrik  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.smpl import hybrik_layer as hybrik
   fn = jax.jit(hybrik.hybrik_forward, static_argnames=("train",))
   for b in (64, 512):
     args = [model] + [bench_body.tile(ik_in[k], b) for k in
@@ -98,9 +101,9 @@ def bench_ik(table, repeats):
 
 
 def _variables(image_size=256):
-  body = bench_body.load_model()
+  body = load_synthetic_body()
   return hybrik_model.init_variables(
-      jax.random.PRNGKey(0), body, bench_body.FIXTURES / "h36m_mean_beta.npy",
+      jax.random.PRNGKey(0), body, FIXTURES / "h36m_mean_beta.npy",
       image_size=image_size)
 
 
@@ -128,18 +131,13 @@ def bench_inference(table, variables, repeats, batches=(1, 8, 32)):
 
 def bench_train(table, variables, repeats, batches=(8, 32),
                 dtypes=("float32", "bfloat16"), image_size=256):
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from conftest import golden_train_batch  # pylint: disable=g-import-not-at-top
-  cfg = ml_collections.ConfigDict({
-      "optimizer": dict(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8,
-                        weight_decay=0.0),
-      "lr_schedule": dict(decay_epochs=(180, 240), decay_factor=0.1)})
-  tx, _ = train_state.make_optimizer(cfg, 1000)
+  cfg = recipe_config()
+  tx, _ = builders.make_optimizer(cfg, 1000)
   mesh = train_step.make_mesh()
   n = jax.device_count()
   for dtype in dtypes:
     model = hybrik_model.HybrIK(dtype=jnp.dtype(dtype))
-    step = train_step.make_train_step(model, mesh)
+    step = train_step.make_train_step(model, mesh, builders.loss_weights(cfg))
     for b in batches:
       gb = b * n
       batch = train_step.shard_batch(golden_train_batch(gb, image_size), mesh)
@@ -161,8 +159,8 @@ def bench_train(table, variables, repeats, batches=(8, 32),
 
 
 def bench_input(table, samples):
-  import tempfile  # pylint: disable=g-import-not-at-top
-  import bench_input  # pylint: disable=g-import-not-at-top
+  import tempfile
+  import bench_input
   work = tempfile.mkdtemp(prefix="bench_all_input_")
   specs = bench_input.prepare_datasets(work, 32, (1080, 1920))
   for name, spec in specs.items():
@@ -171,19 +169,27 @@ def bench_input(table, samples):
               unit="img/s")
 
 
-def main():
-  ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  ap.add_argument("--repeats", type=int, default=5)
-  ap.add_argument("--quick", action="store_true")
-  ap.add_argument("--skip", default="", help="comma list: ik,infer,train,input")
-  ap.add_argument("--train-batches", default="8,32",
-                  help="per-device batch sizes of the train-step rows")
-  ap.add_argument("--train-image-size", type=int, default=256)
-  ap.add_argument("--train-dtypes", default="float32,bfloat16")
-  args = ap.parse_args()
-  skip = set(filter(None, args.skip.split(",")))
-  import cv2  # pylint: disable=g-import-not-at-top
-  import flax  # pylint: disable=g-import-not-at-top
+def define_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_integer("repeats", 5, "Timed calls per row.", flag_values=fv)
+  flags.DEFINE_bool("quick", False, "2 repeats, fewer rows.", flag_values=fv)
+  flags.DEFINE_list("skip", [], "Sections to skip: ik,infer,train,input.",
+                    flag_values=fv)
+  flags.DEFINE_string("train_batches", "8,32",
+                      "Per-device batch sizes of the train-step rows.",
+                      flag_values=fv)
+  flags.DEFINE_integer("train_image_size", 256, "Train-step input size.",
+                       flag_values=fv)
+  flags.DEFINE_string("train_dtypes", "float32,bfloat16",
+                      "Compute dtypes of the train-step rows.",
+                      flag_values=fv)
+
+
+def main(argv=None):
+  args, _ = cli.parse(define_flags, argv, "python bench/run_all.py", __doc__,
+                      xla=True)
+  skip = set(args.skip)
+  import cv2
+  import flax
   print(f"# hybrik-jax benchmarks, {time.strftime('%Y-%m-%d')}")
   print(f"# machine: {platform.machine()} {platform.processor() or ''}, "
         f"{os.cpu_count()} CPUs; backend {jax.default_backend()}, "
@@ -217,6 +223,4 @@ def main():
 
 
 if __name__ == "__main__":
-  from hybrik_jax import host_memory  # pylint: disable=g-import-not-at-top
-  host_memory.reexec_with_huge_pages()  # see hybrik_jax/host_memory.py
-  main()
+  cli.run(main, huge_pages=True)

@@ -21,21 +21,23 @@ Run: python train.py --config configs/mixed.py --workdir runs/mixed
 
 import ml_collections
 
-from hybrik_jax.data import conventions
 
-def dataset(name, ann_file, image_root, weight=1.0, dataset_name=None):
+def dataset(name, ann_file, image_root, weight=None, dataset_name=None):
   """One dataset entry; paths are relative to ``config.data.root``.
 
-  ``dataset_name`` selects mmhuman3d's per-dataset behaviour (target branch,
-  evaluation protocol): 'h36m', 'mpi_inf_3dhp', 'coco' or 'pw3d'.
+  ``weight`` is the share of a training dataset in the mix (training entries
+  only). ``dataset_name`` selects mmhuman3d's per-dataset behaviour (target
+  branch, evaluation protocol): 'h36m', 'mpi_inf_3dhp', 'coco' or 'pw3d'.
   """
-  return ml_collections.ConfigDict({
+  entry = {
       "name": name,
       "ann_file": ann_file,
       "image_root": image_root,
-      "weight": weight,
       "dataset_name": dataset_name or name,
-  })
+  }
+  if weight is not None:
+    entry["weight"] = weight
+  return ml_collections.ConfigDict(entry)
 
 
 def get_config():
@@ -44,9 +46,9 @@ def get_config():
   c.seed = 0
 
   c.model = ml_collections.ConfigDict({
+      # Registered backbone (hybrik_jax/model/backbones.py).
+      "backbone": "resnet34",
       "image_size": 256,
-      "num_joints": 29,
-      "depth_dim": 64,
       "dropout": 0.5,
       # Compute dtype of backbone+head convolutions: 'float32' or 'bfloat16'
       # (parameters, IK and SMPL always stay float32).
@@ -81,14 +83,12 @@ def get_config():
   ]
   c.data.val = dataset("pw3d", ann + "hybrik_pw3d_test.npz", "datasets/pw3d")
   c.data.test = dataset("pw3d", ann + "hybrik_pw3d_test.npz", "datasets/pw3d")
-  c.data.generate_if_missing = False  # only the synthetic config generates
-  c.data.worker_count = 1  # per host (mmhuman3d: workers_per_gpu=1)
-  # HumanData-190 indices of the 17 H36M / 29 HybrIK / 17 3DHP-test joints
-  # (mmhuman3d config: h36m_idxs, hybrik29_idxs, hp3d_idxs; flip_pairs).
-  c.data.h36m_idxs = conventions.H36M_IDXS
-  c.data.hybrik29_idxs = conventions.HYBRIK29_IDXS
-  c.data.hp3d_idxs = conventions.HP3D_TEST_IDXS
-  c.data.flip_pairs = conventions.HUMAN_DATA_FLIP_PAIRS
+  # grain worker processes per host, for training and evaluation
+  # (mmhuman3d: workers_per_gpu=1).
+  c.data.worker_count = 1
+  # mmhuman3d's h36m_idxs / hybrik29_idxs / hp3d_idxs / flip_pairs are
+  # properties of the HumanData-190 layout, not settings: they live in
+  # hybrik_jax/data/conventions.py. So does the 1.25 box scale of box2cs.
 
   c.augment = ml_collections.ConfigDict({
       "dpg_prob": 0.9,
@@ -98,7 +98,6 @@ def get_config():
       "occlusion_prob": 0.9,
       "flip_prob": 0.5,
       "noise_factor": 0.4,
-      "bbox_scale_factor": 1.25,
   })
   c.normalize = ml_collections.ConfigDict({
       "mean": (123.675, 116.28, 103.53),

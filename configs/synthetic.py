@@ -8,6 +8,8 @@ batch and the schedule differ. This is what the README's main command runs:
   python train.py --config configs/synthetic.py --workdir runs/synthetic
 """
 
+import ml_collections
+
 from configs import mixed
 
 
@@ -17,14 +19,19 @@ def get_config():
   c.model.backbone_init = ""  # no ImageNet weights on a fresh machine
 
   c.data.root = "data/synthetic"
-  c.data.generate_if_missing = True
-  c.data.num_train = 400
-  c.data.num_test = 64
+  # Rendered into data.root on first use (python -m hybrik_jax.data.synthetic
+  # writes the same files).
+  c.data.synthetic = ml_collections.ConfigDict({
+      "generate": True,
+      "num_train": 400,
+      "num_test": 64,
+      "seed": 0,
+  })
   c.data.worker_count = 0
   # Train split laid out like hybrik_h36m_train.npz (mm), test split like
   # hybrik_pw3d_test.npz (metres): the same code paths as the real files.
-  c.data.train = [mixed.dataset("synthetic", "synthetic_train.npz", ".", 1.0,
-                                dataset_name="h36m")]
+  c.data.train = [mixed.dataset("synthetic", "synthetic_train.npz", ".",
+                                weight=1.0, dataset_name="h36m")]
   c.data.val = mixed.dataset("synthetic", "synthetic_test.npz", ".",
                              dataset_name="pw3d")
   c.data.test = mixed.dataset("synthetic", "synthetic_test.npz", ".",

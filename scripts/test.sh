@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Sets up .venv if needed, then runs the whole test suite (slow tests included).
+# Sets up .venv if needed, lints, then runs the whole test suite (slow tests
+# included). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest -q "$@"

@@ -32,7 +32,7 @@ from hybrik_jax.smpl import tables
 REPO = Path(__file__).resolve().parent.parent
 CLI = REPO / "convert_torch_weights.py"
 sys.path.insert(0, str(REPO))
-import convert_torch_weights  # noqa: E402  pylint: disable=g-import-not-at-top
+import convert_torch_weights  # noqa: E402
 
 NUM_TRAINABLE = 27_589_816  # spec §3.2: backbone 21,284,672 + head 6,305,144
 NUM_MAPPED = 206  # backbone 180 + head 26 tensors (no num_batches_tracked)

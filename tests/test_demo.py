@@ -1,4 +1,4 @@
-"""Tests of demo.py / hybrik_jax.demo.run (image, folder, video, geometry).
+"""Tests of demo.py / hybrik_jax.demo (image, folder, video, geometry).
 
 The network is a small (64 x 64 input) randomly initialised HybrIK saved as
 a training-run checkpoint; the placement geometry is checked with the ground
@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from hybrik_jax import assets, render
-from hybrik_jax.demo import run as demo_lib
+from hybrik_jax.demo import camera, inputs, outputs, placement, predictor
+from hybrik_jax.demo import run as demo_run
 from hybrik_jax.data import conventions, synthetic, transforms
 from hybrik_jax.data.sources import NpzSource
 
@@ -62,13 +63,13 @@ def run_dir(tiny_run_dir):
 
 @pytest.fixture(scope="module")
 def variables(run_dir):
-  from hybrik_jax.train import checkpointing  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.train import checkpointing
   return checkpointing.load_inference_variables(run_dir)
 
 
 def _gt_vertices(body, ann):
   """Ground-truth SMPL vertices [V, 3] (model frame) and joints [24, 3]."""
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import smpl
   thetas = np.asarray(ann["pose"], np.float32).reshape(24, 3)
   betas = np.asarray(ann["beta"], np.float32).reshape(1, 10)
   out = smpl.forward(body, betas, thetas[None, 1:], thetas[None, 0])
@@ -76,11 +77,11 @@ def _gt_vertices(body, ann):
           np.asarray(out["joints"][0], np.float64))
 
 
-def _camera(source, j: int) -> demo_lib.Camera:
+def _camera(source, j: int) -> camera.Camera:
   """The synthetic sample's true camera."""
   cam = source.annotations.human_data["cam_param"]
-  return demo_lib.Camera(float(cam["f"][j][0]),
-                         tuple(float(c) for c in cam["c"][j]))
+  return camera.Camera(float(cam["f"][j][0]),
+                       tuple(float(c) for c in cam["c"][j]))
 
 
 def _box_iou(a_xyxy, b_xyxy) -> float:
@@ -107,12 +108,12 @@ def test_gt_placement_overlays_the_person(syn, body):
   for j in range(len(source)):
     ann = source.annotation(j)
     verts, joints = _gt_vertices(body, ann)
-    t0 = demo_lib.rest_pelvis(body, np.asarray(ann["beta"])[None])[0]
-    # Spec section 5: the posed pelvis sits at the rest pelvis t0.
+    t0 = placement.rest_pelvis(body, np.asarray(ann["beta"])[None])[0]
+    # HybrIKSMPL: the posed pelvis sits at the rest pelvis t0.
     np.testing.assert_allclose(joints[0], t0, atol=1e-5)
     root_cam = np.asarray(ann["joint_root"], np.float64)  # metres (3DPW-like)
     cam = _camera(source, j)
-    verts_cam = demo_lib.place_vertices(verts, t0, root_cam)
+    verts_cam = placement.place_vertices(verts, t0, root_cam)
     h, w = ann["ann_info"]["height"], ann["ann_info"]["width"]
     mask = render.rasterize(verts_cam, np.asarray(body.faces), cam.focal,
                             cam.princpt, (h, w))[0] >= 0
@@ -120,8 +121,8 @@ def test_gt_placement_overlays_the_person(syn, body):
     assert iou > 0.97, (j, iou)
     # The overlay's left panel shows the mesh exactly where the mask is.
     img = cv2.imread(str(source.image_path(j)))
-    panel = demo_lib.render_overlay(img, verts_cam, np.asarray(body.faces),
-                                    cam)
+    panel = outputs.render_overlay(img, verts_cam, np.asarray(body.faces),
+                                  cam)
     assert panel.shape == (h, 2 * w, 3)
     changed = np.any(panel[:, :w] != img, axis=-1)
     assert changed[mask].mean() > 0.95 and not changed[~mask].any()
@@ -138,10 +139,10 @@ def test_fit_translation_recovers_the_root(syn):
     uv = hd.keypoints("keypoints3d", j)[idx, :2]  # [24, 2] px
     rel = hd.keypoints("keypoints3d_relative", j)[idx, :3]  # [24, 3] m
     cam = _camera(source, j)
-    t = demo_lib.fit_translation(rel, uv, cam)
+    t = placement.fit_translation(rel, uv, cam)
     np.testing.assert_allclose(t, ann["joint_root"], atol=1e-4)
     # Degenerate input (all joints at one pixel) is reported as NaN.
-    assert np.isnan(demo_lib.fit_translation(
+    assert np.isnan(placement.fit_translation(
         np.zeros((24, 3)), np.zeros((24, 2)), cam)).all()
 
 
@@ -154,12 +155,12 @@ def test_crop_matches_the_test_pipeline(syn):
     ann, img = source[j]
     want = transforms.test_sample(ann, img, config)
     x1, y1, x2, y2 = np.asarray(ann["bbox"], np.float64)
-    crop, trans_inv = demo_lib.crop_image(img, np.array([x1, y1, x2 - x1,
-                                                         y2 - y1]), NET_SIZE)
+    crop, trans_inv = camera.crop_image(img, np.array([x1, y1, x2 - x1,
+                                                       y2 - y1]), NET_SIZE)
     np.testing.assert_array_equal(crop, want["img"])
     np.testing.assert_array_equal(trans_inv, want["trans_inv"])
     uvd = want["target_uvd_29"].reshape(29, 3)
-    uv = demo_lib.uvd_to_image(uvd, want["trans_inv"], NET_SIZE)
+    uv = placement.uvd_to_image(uvd, want["trans_inv"], NET_SIZE)
     hd = source.annotations.human_data
     true_uv = hd.keypoints("keypoints3d", j)[
         np.asarray(conventions.HYBRIK29_IDXS), :2]
@@ -167,60 +168,60 @@ def test_crop_matches_the_test_pipeline(syn):
 
 
 def test_camera_and_depth_prior():
-  cam = demo_lib.default_camera(480, 640)
+  cam = camera.default_camera(480, 640)
   assert cam.focal == 640.0 and cam.princpt == (319.5, 239.5)
   np.testing.assert_allclose(cam.k @ cam.k_inv, np.eye(3), atol=1e-12)
   box = np.array([100.0, 20.0, 150.0, 340.0])
-  assert demo_lib.root_depth_prior(cam, box, 1.7) == pytest.approx(3.2)
-  root = demo_lib.joint_root_prior(cam, box, 1.7)  # mm
+  assert camera.root_depth_prior(cam, box, 1.7) == pytest.approx(3.2)
+  root = camera.joint_root_prior(cam, box, 1.7)  # mm
   np.testing.assert_allclose(root[2], 3200.0)
   # The root projects to the box centre.
   uv = cam.k @ root
   np.testing.assert_allclose(uv[:2] / uv[2], [175.0, 190.0], atol=1e-9)
-  assert demo_lib.default_camera(100, 50, focal=123.0).focal == 123.0
+  assert camera.default_camera(100, 50, focal=123.0).focal == 123.0
 
 
 def test_bbox_parsing(tmp_path):
-  np.testing.assert_array_equal(demo_lib.parse_bbox("1,2.5,30,40"),
+  np.testing.assert_array_equal(inputs.parse_bbox("1,2.5,30,40"),
                                 [1, 2.5, 30, 40])
   for bad, msg in (("1,2,3", "4 finite numbers"), ("a,b,c,d", "x,y,w,h"),
                    ("1,2,0,5", "empty"), ("1,2,nan,5", "finite")):
-    with pytest.raises(demo_lib.DemoError, match=msg):
-      demo_lib.parse_bbox(bad)
-  with pytest.raises(demo_lib.DemoError, match="outside the 64x48 image"):
-    demo_lib.check_bbox(np.array([70.0, 0, 10, 10]), 48, 64, "img.png")
-  demo_lib.check_bbox(np.array([-5.0, -5, 10, 10]), 48, 64, "img.png")
+    with pytest.raises(inputs.DemoError, match=msg):
+      inputs.parse_bbox(bad)
+  with pytest.raises(inputs.DemoError, match="outside the 64x48 image"):
+    inputs.check_bbox(np.array([70.0, 0, 10, 10]), 48, 64, "img.png")
+  inputs.check_bbox(np.array([-5.0, -5, 10, 10]), 48, 64, "img.png")
 
   js = tmp_path / "boxes.json"
   js.write_text(json.dumps({"a.jpg": [1, 2, 3, 4], "7": "5,6,7,8"}))
-  boxes = demo_lib.load_bbox_file(js)
+  boxes = inputs.load_bbox_file(js)
   np.testing.assert_array_equal(boxes["a.jpg"], [1, 2, 3, 4])
   np.testing.assert_array_equal(boxes["7"], [5, 6, 7, 8])
   txt = tmp_path / "boxes.txt"
   txt.write_text("# name x y w h\nb.png 1 2 3 4\n3, 5, 6, 7, 8  # frame 3\n")
-  boxes = demo_lib.load_bbox_file(txt)
+  boxes = inputs.load_bbox_file(txt)
   assert sorted(boxes) == ["3", "b.png"]
   np.testing.assert_array_equal(boxes["3"], [5, 6, 7, 8])
   txt.write_text("b.png 1 2 3\n")
-  with pytest.raises(demo_lib.DemoError, match="line 1"):
-    demo_lib.load_bbox_file(txt)
+  with pytest.raises(inputs.DemoError, match="line 1"):
+    inputs.load_bbox_file(txt)
   js.write_text(json.dumps({"a.jpg": [1, 2, -3, 4]}))
-  with pytest.raises(demo_lib.DemoError, match="'a.jpg'.*empty"):
-    demo_lib.load_bbox_file(js)
-  with pytest.raises(demo_lib.DemoError, match="does not exist"):
-    demo_lib.load_bbox_file(tmp_path / "nope.json")
+  with pytest.raises(inputs.DemoError, match="'a.jpg'.*empty"):
+    inputs.load_bbox_file(js)
+  with pytest.raises(inputs.DemoError, match="does not exist"):
+    inputs.load_bbox_file(tmp_path / "nope.json")
 
 
 def test_image_size_from_checkpoint(run_dir):
-  assert demo_lib.checkpoint_image_size(run_dir) == NET_SIZE
-  assert demo_lib.checkpoint_image_size(run_dir / "checkpoints" / "0") == (
+  assert predictor.checkpoint_image_size(run_dir) == NET_SIZE
+  assert predictor.checkpoint_image_size(run_dir / "checkpoints" / "0") == (
       NET_SIZE)
-  assert demo_lib.resolve_image_size(run_dir, None) == NET_SIZE
-  with pytest.raises(demo_lib.DemoError, match="trained at"):
-    demo_lib.resolve_image_size(run_dir, 256)
-  assert demo_lib.resolve_image_size(run_dir.parent, 128) == 128
-  with pytest.raises(demo_lib.DemoError, match="multiple of 32"):
-    demo_lib.resolve_image_size(run_dir.parent, 100)
+  assert predictor.resolve_image_size(run_dir, None) == NET_SIZE
+  with pytest.raises(inputs.DemoError, match="trained at"):
+    predictor.resolve_image_size(run_dir, 256)
+  assert predictor.resolve_image_size(run_dir.parent, 128) == 128
+  with pytest.raises(inputs.DemoError, match="multiple of 32"):
+    predictor.resolve_image_size(run_dir.parent, 100)
 
 
 # ----------------------------------------------------------------------------
@@ -241,7 +242,7 @@ def _check_result_npz(path: Path, box, frames=None):
     assert all(np.all(np.isfinite(d[k])) for k in d.files)
     # `pose` holds orthonormal matrices (float32 IK of a random network's
     # skeleton: to ~1e-4; the eval-mode SVD pelvis has no reflection fix in
-    # mmhuman3d, spec section 4.4, so det(pose[0]) may be -1 for such random
+    # mmhuman3d's IK, so det(pose[0]) may be -1 for such random
     # skeletons); the mesh is in front of the camera.
     pose = d["pose"].reshape(-1, 24, 3, 3)
     np.testing.assert_allclose(pose @ np.swapaxes(pose, -1, -2),
@@ -296,7 +297,7 @@ def test_folder_with_bbox_file(syn, run_dir, variables, tmp_path):
   bbox_file = tmp_path / "boxes.json"
   bbox_file.write_text(json.dumps({"000002.jpg": [10, 12, 100, 180],
                                    "000000": [3, 4, 150, 240]}))
-  res = demo_lib.run(run_dir, folder, tmp_path / "out", bbox_file=bbox_file,
+  res = demo_run.run(run_dir, folder, tmp_path / "out", bbox_file=bbox_file,
                      batch_size=1, variables=variables, progress=False)
   assert res["num_images"] == 3 and res["kind"] == "folder"
   out = tmp_path / "out"
@@ -307,7 +308,7 @@ def test_folder_with_bbox_file(syn, run_dir, variables, tmp_path):
   assert (out / "000002_overlay.png").is_file()
   assert not list(out.glob("notes*"))
   # Batches of 2 (the last one padded) give the same per-image results.
-  demo_lib.run(run_dir, folder, tmp_path / "out2", bbox_file=bbox_file,
+  demo_run.run(run_dir, folder, tmp_path / "out2", bbox_file=bbox_file,
                batch_size=2, variables=variables, progress=False)
   for name in names:
     stem = Path(name).stem
@@ -329,7 +330,7 @@ def test_video(syn, run_dir, variables, tmp_path):
   writer.release()
   boxes = tmp_path / "boxes.txt"
   boxes.write_text("1 5 6 120 200\n")
-  res = demo_lib.run(run_dir, video, tmp_path / "out", bbox="0,0,150,250",
+  res = demo_run.run(run_dir, video, tmp_path / "out", bbox="0,0,150,250",
                      bbox_file=boxes, batch_size=1, variables=variables,
                      progress=False)
   assert res["num_images"] == 3 and res["kind"] == "video"

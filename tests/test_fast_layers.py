@@ -103,19 +103,18 @@ def test_pointwise_conv_equals_flax_conv():
 
 @pytest.mark.slow
 def test_non_finite_step_leaves_state_untouched(smpl_model):
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from conftest import TINY_NET_SIZE, golden_train_batch, random_variables  # pylint: disable=g-import-not-at-top
+  from conftest import TINY_NET_SIZE, golden_train_batch, random_variables
   from hybrik_jax.train import state as train_state
-  from hybrik_jax.train import step as train_step  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.train import step as train_step
+  from hybrik_jax.model import hybrik as hybrik_model
   variables = random_variables(smpl_model)
-  cfg = ml_collections.ConfigDict({
-      "optimizer": dict(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8,
-                        weight_decay=0.0),
-      "lr_schedule": dict(decay_epochs=(180, 240), decay_factor=0.1)})
-  tx, _ = train_state.make_optimizer(cfg, 100)
+  from helpers import recipe_config
+  from hybrik_jax import builders
+  cfg = recipe_config()
+  tx, _ = builders.make_optimizer(cfg, 100)
   step = jax.jit(train_step.make_per_device_step(
-      hybrik_model.HybrIK(dropout_rate=0.0), None, axis_name=None))
+      hybrik_model.HybrIK(dropout_rate=0.0), builders.loss_weights(cfg),
+      axis_name=None))
   state = train_state.TrainState.create(variables, tx, jax.random.PRNGKey(0))
   batch = golden_train_batch(2, TINY_NET_SIZE)
 

@@ -177,7 +177,7 @@ def test_hybrik_forward_body_cases(model, gt, name):
 
 
 def test_train_body_element0_on_reference_rest_pose(model, gt):
-  from hybrik_jax.smpl import lbs  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.smpl import lbs
   rest = jnp.asarray(gt["rest_pose"][:1])
   rot, _ = _IK(jnp.asarray(gt["pose_skeleton_fk"][:1]), None,
                jnp.asarray(gt["phis_true"][:1]), rest, train=True)

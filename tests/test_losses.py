@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import golden
+from helpers import recipe_loss_weights
 from hybrik_jax.train import losses
 
 
@@ -57,7 +58,7 @@ def test_quaternion_matches_rotation():
 
 def test_uvd_loss_ignores_zero_weights_and_theta_uses_smpl_weight(g):
   preds, targets = _inputs(g)
-  base = losses.compute_losses(preds, targets)
+  base = losses.compute_losses(preds, targets, recipe_loss_weights())
   # Perturb predictions only where weights are zero: nothing may change.
   uvd_w = np.asarray(targets["target_weight_29"])
   noise = np.where(uvd_w == 0, 10.0, 0.0).astype(np.float32)
@@ -65,7 +66,7 @@ def test_uvd_loss_ignores_zero_weights_and_theta_uses_smpl_weight(g):
   smpl_w = np.asarray(targets["target_smpl_weight"])[:, 0]
   shape_noise = np.where(smpl_w[:, None] == 0, 5.0, 0.0).astype(np.float32)
   preds2["pred_shape"] = preds["pred_shape"] + shape_noise
-  out = losses.compute_losses(preds2, targets)
+  out = losses.compute_losses(preds2, targets, recipe_loss_weights())
   for k in ("loss_uvd", "loss_beta"):
     np.testing.assert_allclose(float(out[k]), float(base[k]), rtol=1e-6)
 
@@ -74,6 +75,7 @@ def test_loss_gradients_finite_with_zero_weight_sample(g):
   preds, targets = _inputs(g)
   preds = dict(preds)
   preds["pred_pose"] = preds["pred_pose"].at[0].set(jnp.eye(3))
-  grads = jax.grad(lambda p: losses.compute_losses(p, targets)["loss"])(preds)
+  grads = jax.grad(lambda p: losses.compute_losses(
+      p, targets, recipe_loss_weights())["loss"])(preds)
   for k, v in grads.items():
     assert np.all(np.isfinite(np.asarray(v))), k

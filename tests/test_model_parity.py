@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 from checkpoint_recipe import build_recipe_state_dict
-from conftest import FIXTURES, golden
+from helpers import recipe_loss_weights
+from conftest import golden
 from hybrik_jax.train import losses
-from hybrik_jax.model import (HybrIK, OUTPUT_KEYS, predict, soft_argmax_3d,
-                              state_dict_to_variables)
+from hybrik_jax.interop.weight_mapping import state_dict_to_variables
+from hybrik_jax.model import HybrIK, OUTPUT_KEYS, predict, soft_argmax_3d
 
 CAMERA_KEYS = ("trans_inv", "intrinsic_param", "joint_root", "depth_factor")
 
@@ -86,10 +87,8 @@ def _report(name, got, want, atol):
 
 
 @pytest.fixture(scope="module")
-def body_model(smpl_pkl):
-  from hybrik_jax.smpl import load_model  # pylint: disable=g-import-not-at-top
-  return load_model(smpl_pkl,
-                    extra_regressor=FIXTURES / "J_regressor_h36m.npy")
+def body_model(smpl_model):
+  return smpl_model
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +239,8 @@ def test_train_mode_forward_matches_golden_losses(variables):
                                err_msg=k)
   # The four loss terms of the full train-mode forward (issue: atol 1e-4).
   terms = losses.compute_losses(
-      out, {k: g[k] for k in g if k.startswith("target_")})
+      out, {k: g[k] for k in g if k.startswith("target_")},
+      recipe_loss_weights())
   for k in ("loss_beta", "loss_theta", "loss_twist", "loss_uvd"):
     print(f"train {k}: got {float(terms[k]):.7f} want {float(g[k]):.7f} "
           f"err {abs(float(terms[k]) - float(g[k])):.2e}")

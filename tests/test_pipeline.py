@@ -187,7 +187,7 @@ def test_eval_loader_covers_every_sample_once(process_count):
 
 @pytest.fixture(scope='module')
 def tfds_dir(synthetic_dir, tmp_path_factory):
-  from hybrik_jax.data import tfds_builder  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import tfds_builder
   data_dir = tmp_path_factory.mktemp('tfds')
   tfds_builder.build('synthetic', str(synthetic_dir), str(data_dir),
                      num_threads=2)
@@ -207,8 +207,8 @@ def _tfds_spec(data_dir, split='train', weight=1.0):
 
 
 def test_tfds_build_and_read_back_without_tensorflow(synthetic_dir, tfds_dir):
-  import sys  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import sys
+  import tensorflow_datasets as tfds
   assert 'tensorflow' not in sys.modules
   ds = tfds.data_source('hybrik_data/synthetic', data_dir=str(tfds_dir))
   assert len(ds['train']) == 4 and len(ds['test']) == 2
@@ -252,7 +252,7 @@ def test_train_batches_from_npz_and_tfds_are_identical(synthetic_dir,
 
 
 def test_train_batch_matches_direct_transform(synthetic_dir):
-  from hybrik_jax.data import transforms  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import transforms
   loader, _ = pipeline.make_train_loader(
       [_npz_spec(synthetic_dir)], seed=5, global_batch=2, process_index=0,
       process_count=1)
@@ -271,7 +271,7 @@ def test_train_batch_matches_direct_transform(synthetic_dir):
 
 
 def test_eval_loader_on_synthetic_test_split(synthetic_dir, tfds_dir):
-  from hybrik_jax.data import transforms  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import transforms
   for spec in (_npz_spec(synthetic_dir, 'test'), _tfds_spec(tfds_dir, 'test')):
     loader, steps = pipeline.make_eval_loader(spec, global_batch=4,
                                               process_index=0,
@@ -290,7 +290,7 @@ def test_eval_loader_on_synthetic_test_split(synthetic_dir, tfds_dir):
 
 
 def test_tfds_source_refuses_augmentation_beyond_the_crop(tfds_dir):
-  from hybrik_jax.data import transforms  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import transforms
   with pytest.raises(ValueError, match='pre-cropped'):
     pipeline.make_train_loader(
         [_tfds_spec(tfds_dir)], seed=0, global_batch=2, process_index=0,

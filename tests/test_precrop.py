@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from hybrik_jax.data import annotations as annotations_lib
+from hybrik_jax.data import images
 from hybrik_jax.data import precrop
 from hybrik_jax.data import records
-from hybrik_jax.data import sources
 from hybrik_jax.data import tfds_builder
 from hybrik_jax.data import transforms
 
@@ -135,7 +135,7 @@ def test_precropped_sample_equals_full_frame_sample(synthetic_dir, placement):
     _, png = cv2.imencode('.png', frame)
     rec = tfds_builder.make_record(ann, png.tobytes(), 'test frame',
                                    precrop.PrecropConfig(), 'png')
-    crop = sources.decode_image(rec['image'].tobytes(), 'crop')
+    crop = images.decode_image(rec['image'].tobytes(), 'crop')
     assert crop.size < frame.size / 4
     n_cropped += 1
     ann_rec = records.decode(rec['annotation'].tobytes())
@@ -176,7 +176,7 @@ def test_test_split_crop_matches_full_frame(synthetic_dir):
     rec = tfds_builder.make_record(
         ann, png.tobytes(), 'test frame', precrop.PrecropConfig(augment=False),
         'png')
-    crop = sources.decode_image(rec['image'].tobytes(), 'crop')
+    crop = images.decode_image(rec['image'].tobytes(), 'crop')
     virtual = precrop.virtual_frame(crop, rec['crop_offset'], rec['frame_hw'])
     _samples_equal(transforms.test_sample(ann, frame),
                    transforms.test_sample(records.decode(

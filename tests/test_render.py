@@ -187,9 +187,8 @@ def test_part_colors_and_side_view():
       [off[:, 2], off[:, 1], -off[:, 0]], -1), atol=1e-12)
 
 
-def test_body_render_is_fast_and_covers_body():
-  from hybrik_jax import assets
-  model = assets.load_synthetic_smpl()
+def test_body_render_is_fast_and_covers_body(smpl_model):
+  model = smpl_model
   faces = np.asarray(model.faces)
   # Template (+y up, facing +z) turned to face the camera (y down).
   verts = np.asarray(model.v_template, np.float64) * [1.0, -1.0, -1.0]

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, SMPL_DIR, golden
+from helpers import FIXTURES, SMPL_DIR, golden
 from hybrik_jax.safe_pickle import UnsafePickleError
 from hybrik_jax.smpl import tables
 from hybrik_jax.smpl.io import (SMPLLoadError, load_model, load_raw_dict,

@@ -9,14 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import golden
+from helpers import golden
 from hybrik_jax import assets
 from hybrik_jax.demo import body_demo
 from hybrik_jax import render
 from hybrik_jax.data import conventions
 from hybrik_jax.data import synthetic
 from hybrik_jax.data.human_data import load_human_data
-from hybrik_jax.smpl import tables
+from hybrik_jax.smpl import numpy_kinematics, poses, tables
 
 H29 = np.asarray(conventions.HYBRIK29_IDXS)
 H17 = np.asarray(conventions.H36M_IDXS)
@@ -24,8 +24,8 @@ IMAGE_WH = (240, 320)
 
 
 @pytest.fixture(scope="module")
-def model():
-  return assets.load_synthetic_smpl()
+def model(smpl_model):
+  return smpl_model
 
 
 @pytest.fixture(scope="module")
@@ -53,32 +53,32 @@ def test_assets_paths_and_model(model):
               "h36m_mean_beta.npy"))
 
 
-def test_swing_twist_matches_golden_phis():
+def test_swing_twist_matches_golden_phis(model):
   g = golden("golden_ik_transform.npz")
-  phis = synthetic.swing_twist_phis(g["true_rot_mats"], g["rest_pose"])
+  phis = numpy_kinematics.swing_twist_phis(g["true_rot_mats"], g["rest_pose"])
   np.testing.assert_allclose(phis, g["phis_true"], atol=1e-6, rtol=0)
-  fk = synthetic.fk_skeleton29(g["true_rot_mats"], g["rest_pose"])
+  fk = numpy_kinematics.fk_skeleton29(g["true_rot_mats"], g["rest_pose"])
   np.testing.assert_allclose(fk - fk[:, :1], g["pose_skeleton_fk"], atol=1e-6)
-  np.testing.assert_allclose(synthetic.rest_skeleton29(
-      assets.load_synthetic_smpl(), g["betas"]), g["rest_pose"], atol=1e-5)
+  np.testing.assert_allclose(numpy_kinematics.rest_skeleton29(
+      model, g["betas"]), g["rest_pose"], atol=1e-5)
 
 
 def test_sampled_poses_respect_limits():
   rng = np.random.default_rng(0)
-  pose = synthetic.sample_body_pose(rng, 500)  # [500, 23, 3]
-  lo, hi = synthetic.POSE_LIMITS[..., 0], synthetic.POSE_LIMITS[..., 1]
+  pose = poses.sample_body_pose(rng, 500)  # [500, 23, 3]
+  lo, hi = poses.POSE_LIMITS[..., 0], poses.POSE_LIMITS[..., 1]
   assert np.all(pose >= lo - 1e-12) and np.all(pose <= hi + 1e-12)
   knees = pose[:, [3, 4]]  # SMPL joints 4, 5
   assert np.all(knees[..., 0] >= 0) and np.all(knees[..., 1:] == 0)
   assert knees[..., 0].max() > 1.0
   assert np.all(pose[:, 17, 1] <= 0) and np.all(pose[:, 18, 1] >= 0)  # elbows
-  orient = synthetic.axis_angle_to_matrix(
-      synthetic.sample_global_orient(rng, 500))
+  orient = numpy_kinematics.axis_angle_to_matrix(
+      poses.sample_global_orient(rng, 500))
   up = orient @ np.array([0.0, 1.0, 0.0])  # template up in camera frame
   fwd = orient @ np.array([0.0, 0.0, 1.0])  # body's facing direction
   assert np.all(up[:, 1] < -np.cos(np.deg2rad(15)))  # upright (y down)
   assert np.all(fwd[:, 2] < np.sin(np.deg2rad(15)))  # never faces away
-  betas = synthetic.sample_betas(rng, 100)
+  betas = poses.sample_betas(rng, 100)
   assert betas.shape == (100, 10) and np.abs(betas).max() <= 2.0
 
 
@@ -150,7 +150,8 @@ def test_mesh_mask_matches_bbox(dataset, model):
   out, _ = dataset
   for name, (hd, unit) in _splits(dataset).items():
     smpl = hd["smpl"]
-    res = synthetic.smpl_forward_batched(model, smpl["betas"], smpl["thetas"])
+    res = numpy_kinematics.smpl_forward_batched(model, smpl["betas"],
+                                                smpl["thetas"])
     verts = res["vertices"]  # [n, V, 3] metres, model frame
     pelvis = res["joints"][:, :1]
     verts_cam = verts - pelvis + hd["root_cam"][:, None] / unit
@@ -185,16 +186,16 @@ def test_twists_reconstruct_the_rotations(dataset, model):
   phis = np.concatenate([hd["phi"] for hd in hds])  # stored float32
   rel = np.concatenate([hd["keypoints3d_relative"][:, H29[:24], :3] / u
                         for hd, u in zip(hds, units)])
-  rest = synthetic.rest_skeleton29(model, betas)
-  rot = synthetic.axis_angle_to_matrix(thetas)
-  skel = synthetic.fk_skeleton29(rot, rest)
+  rest = numpy_kinematics.rest_skeleton29(model, betas)
+  rot = numpy_kinematics.axis_angle_to_matrix(thetas)
+  skel = numpy_kinematics.fk_skeleton29(rot, rest)
   skel = skel - skel[:, :1]
   # The stored 24 SMPL joints are this FK skeleton (camera frame).
   np.testing.assert_allclose(rel, skel[:, :24], atol=2e-5)
   ik = body_demo.jitted_hybrik_forward()(
       model, jnp.asarray(skel, jnp.float32), jnp.asarray(betas, jnp.float32),
       jnp.asarray(phis), train=False)
-  true = synthetic.smpl_forward_batched(model, betas, thetas)
+  true = numpy_kinematics.smpl_forward_batched(model, betas, thetas)
   np.testing.assert_allclose(np.asarray(ik["vertices"]), true["vertices"],
                              atol=1e-4)
   np.testing.assert_allclose(np.asarray(ik["poses"]), rot, atol=1e-4)
@@ -221,7 +222,7 @@ def test_deterministic_given_seed(tmp_path, model):
 
 def test_cli(tmp_path):
   synthetic.main(["--out", str(tmp_path), "--num", "2", "--num-test", "1",
-                  "--image-size", "96", "128", "--no-progress"])
+                  "--image-size", "96,128", "--no-progress"])
   assert load_human_data(tmp_path / "synthetic_test.npz").data_len == 1
   with pytest.raises(ValueError, match="num-test"):
     synthetic.generate(tmp_path, num=2, num_test=3, progress=False)

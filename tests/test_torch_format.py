@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, golden
+from helpers import FIXTURES, golden
 import torch_writer as tw
 from hybrik_jax import safe_pickle
 from hybrik_jax.interop.torch_format import CheckpointFormatError, load_torch_checkpoint

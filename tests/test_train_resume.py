@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # A tiny run of the synthetic config: 64-px images, batch 2, 4 steps.
 TINY = ["--config.model.image_size=64", "--config.per_device_batch_size=2",
-        "--config.data.num_train=8", "--config.data.num_test=4",
+        "--config.data.synthetic.num_train=8", "--config.data.synthetic.num_test=4",
         "--config.num_epochs=1", "--config.max_steps=4",
         "--config.checkpoint_every_steps=1", "--config.log_every_steps=1",
         "--config.eval_every_epochs=0"]

@@ -9,7 +9,7 @@ import pytest
 
 from checkpoint_recipe import (build_recipe_state_dict, load_checkpoint_keys,
                                recipe_keys, recipe_uniform)
-from conftest import FIXTURES
+from helpers import FIXTURES, load_synthetic_body
 from hybrik_jax.interop import weight_mapping
 from hybrik_jax.interop.weight_mapping import (
     WeightMappingError, load_pretrained_backbone, state_dict_to_variables,
@@ -112,11 +112,9 @@ def test_mapped_tree_equals_initialised_tree(recipe_variables):
 
 
 @pytest.mark.slow
-def test_init_variables(smpl_pkl):
+def test_init_variables(smpl_model):
   """PyTorch-style init values; constants filled (compiles the init)."""
-  from hybrik_jax.smpl import load_model  # pylint: disable=g-import-not-at-top
-  body = load_model(smpl_pkl, extra_regressor=FIXTURES / "J_regressor_h36m.npy")
-  v = init_variables(jax.random.key(0), smpl_model=body,
+  v = init_variables(jax.random.key(0), smpl_model=smpl_model,
                      init_shape=FIXTURES / "h36m_mean_beta.npy", image_size=64)
   assert count_params(v["params"]) == NUM_TRAINABLE
   np.testing.assert_array_equal(
@@ -223,14 +221,11 @@ def test_torchvision_backbone(recipe, recipe_variables):
     torchvision_resnet34_to_backbone(recipe)
 
 
-def test_attach_body_model(recipe_variables, smpl_pkl):
-  from hybrik_jax.smpl import load_model  # pylint: disable=g-import-not-at-top
-  plain = load_model(smpl_pkl)
+def test_attach_body_model(recipe_variables, smpl_model):
+  plain = load_synthetic_body(h36m_regressor=False)
   with pytest.raises(ValueError, match="J_regressor_h36m"):
     attach_body_model(recipe_variables, plain)
-  model = load_model(smpl_pkl,
-                     extra_regressor=FIXTURES / "J_regressor_h36m.npy")
-  v = attach_body_model(recipe_variables, model)
+  v = attach_body_model(recipe_variables, smpl_model)
   assert "smpl" not in recipe_variables["constants"]
   assert v["constants"]["smpl"]["posedirs"].shape == (207, 6890 * 3)
   assert v["constants"]["smpl"]["J_regressor_extra"].shape == (17, 6890)

@@ -6,24 +6,36 @@
 See `tfds_builder` for configs and the record layout.
 """
 
-import argparse
 from typing import Sequence
 
+from absl import flags
+
+from hybrik_jax import cli
 from hybrik_jax.data import tfds_builder
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(
-      description=__doc__.split('\n', maxsplit=1)[0])
-  parser.add_argument('--config', required=True,
-                      choices=[c.name for c in tfds_builder.BUILDER_CONFIGS])
-  parser.add_argument('--manual_dir', required=True)
-  parser.add_argument('--data_dir', required=True)
-  parser.add_argument('--image_format', default='jpeg',
-                      choices=('jpeg', 'png'))
-  parser.add_argument('--jpeg_quality', type=int, default=95)
-  parser.add_argument('--num_threads', type=int, default=8)
-  args = parser.parse_args(argv)
+def define_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_enum("config", None,
+                    [c.name for c in tfds_builder.BUILDER_CONFIGS],
+                    "Dataset to build.", flag_values=fv)
+  flags.DEFINE_string("manual_dir", None,
+                      "mmhuman3d's data/ folder (or the synthetic dataset's).",
+                      flag_values=fv)
+  flags.DEFINE_string("data_dir", None, "tfds data dir to write into.",
+                      flag_values=fv)
+  flags.DEFINE_enum("image_format", "jpeg", ["jpeg", "png"],
+                    "Encoding of the crops.", flag_values=fv)
+  flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality of the crops.",
+                       flag_values=fv)
+  flags.DEFINE_integer("num_threads", 8, "Decode/encode threads.",
+                       flag_values=fv)
+  flags.mark_flags_as_required(["config", "manual_dir", "data_dir"],
+                               flag_values=fv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args, _ = cli.parse(define_flags, argv, "python -m hybrik_jax.data.build_tfds",
+                      __doc__)
   builder = tfds_builder.build(args.config, args.manual_dir, args.data_dir,
                                image_format=args.image_format,
                                jpeg_quality=args.jpeg_quality,
@@ -31,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> None:
   print(f'built {builder.info.full_name} into {builder.data_dir}: '
         + ', '.join(f'{k}={v.num_examples}'
                     for k, v in builder.info.splits.items()))
+  return 0
 
 
 if __name__ == '__main__':
-  main()
+  cli.run(main)

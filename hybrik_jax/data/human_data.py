@@ -19,12 +19,15 @@ whole padded array.
 the zip itself, parses each ``.npy`` header with ``numpy.lib.format``, reads
 typed arrays straight from the bytes and unpickles object payloads through
 :func:`hybrik_jax.safe_pickle.restricted_loads` with an allow-list of numpy's
-array/dtype/scalar reconstructors and ``_codecs.encode`` only. Anything else
-in a pickle (e.g. ``os.system``) is refused before it is called.
+array/dtype/scalar reconstructors
+(:func:`hybrik_jax.safe_pickle.numpy_globals`, object arrays allowed) and
+``_codecs.encode`` only. Anything else in a pickle (e.g. ``os.system``) is
+refused before it is called.
 """
 
 from __future__ import annotations
 
+import _codecs
 import math
 import os
 import zipfile
@@ -34,7 +37,8 @@ from typing import Any, Mapping
 import numpy as np
 from numpy.lib import format as npy_format
 
-from hybrik_jax.safe_pickle import UnsafePickleError, restricted_loads
+from hybrik_jax.safe_pickle import (UnsafePickleError, numpy_globals,
+                                    restricted_loads)
 
 NUM_JOINTS = 190
 
@@ -55,25 +59,13 @@ class HumanDataError(ValueError):
     super().__init__(f"{self.path}: field '{field}': {message}")
 
 
-def _numpy_pickle_allow_list() -> dict[tuple[str, str], Any]:
-  """The globals an object-array payload written by numpy may name."""
-  try:
-    from numpy._core import multiarray  # numpy >= 2
-  except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray  # type: ignore
-  import _codecs
-  allowed = {
-      ('numpy', 'ndarray'): np.ndarray,
-      ('numpy', 'dtype'): np.dtype,
-      ('_codecs', 'encode'): _codecs.encode,
-  }
-  for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-    allowed[(module, '_reconstruct')] = multiarray._reconstruct
-    allowed[(module, 'scalar')] = multiarray.scalar
-  return allowed
-
-
-_ALLOWED_GLOBALS = _numpy_pickle_allow_list()
+# The globals an object-array payload written by numpy may name: numpy's
+# array / dtype / scalar reconstructors (object arrays included) and the
+# _codecs.encode that protocol-2 pickles use for bytes.
+_ALLOWED_GLOBALS = {
+    **numpy_globals(object_arrays=True),
+    ('_codecs', 'encode'): _codecs.encode,
+}
 
 
 def _is_keypoints_key(key: str, value: Any) -> bool:

@@ -1,6 +1,6 @@
 """Grain input pipeline: mixing, per-host sharding, batching, resumable state.
 
-Training stream (mmhuman3d `MixedDataset` semantics, §7.3 of the spec):
+Training stream (mmhuman3d's `MixedDataset` + `DistributedSampler` semantics):
 
 * An epoch has `steps_per_epoch = ceil(max_k len_k / global_batch)` steps
   (the mixed dataset's length is its largest member's; mmhuman3d's
@@ -77,7 +77,7 @@ class TrainSampleFn:
     self.config = transform_config
 
   def __call__(self, rng, annotation, image):
-    from hybrik_jax.data import transforms  # pylint: disable=g-import-not-at-top
+    from hybrik_jax.data import transforms
     config = self.config or transforms.DEFAULT_CONFIG
     draws = transforms.sample_draws(rng, annotation, image.shape, config)
     return transforms.train_sample(annotation, image, draws, config)
@@ -90,7 +90,7 @@ class TestSampleFn:
     self.config = transform_config
 
   def __call__(self, annotation, image):
-    from hybrik_jax.data import transforms  # pylint: disable=g-import-not-at-top
+    from hybrik_jax.data import transforms
     return transforms.test_sample(annotation, image,
                                   self.config or transforms.DEFAULT_CONFIG)
 
@@ -101,8 +101,8 @@ def check_precrop_covers(transform_config) -> None:
   The tfds records are cropped for `precrop.PrecropConfig()` (the mmhuman3d
   recipe's scale factor 0.25 and rotation clip 60 degrees).
   """
-  from hybrik_jax.data import precrop  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.data import transforms  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import precrop
+  from hybrik_jax.data import transforms
   cfg = transform_config or transforms.DEFAULT_CONFIG
   crop = precrop.PrecropConfig()
   if (cfg.scale_factor > crop.scale_factor
@@ -132,14 +132,8 @@ def host_slice(global_batch: int, process_index: int, process_count: int):
   return process_index * local_batch, local_batch
 
 
-def global_batch_size(per_device_batch: int) -> int:
-  """per-device batch x all devices (mmhuman3d: 32 x 8 GPUs = 256)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  return per_device_batch * jax.device_count()
-
-
 def _jax_process():
-  import jax  # pylint: disable=g-import-not-at-top
+  import jax
   return jax.process_index(), jax.process_count()
 
 
@@ -210,7 +204,7 @@ class _EvalSampleFn:
 def _ensure_absl_flags_parsed():
   # grain's multiprocessing reads absl flags; outside an absl app (pytest,
   # notebooks) they are unparsed, so take the defaults.
-  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import flags
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
 

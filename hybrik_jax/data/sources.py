@@ -9,42 +9,23 @@ Two kinds, same interface (`len(source)`, `source[j] -> (annotation, image)`):
   and returns the crop pasted into a "virtual full frame" of the original size
   (`precrop.virtual_frame`), with annotations in original frame coordinates.
 
-Images are BGR uint8 [H, W, 3] (mmcv `imfrombytes(flag='color')` order).
+Images are BGR uint8 [H, W, 3] (mmcv `imfrombytes(flag='color')` order),
+decoded by `hybrik_jax.data.images`.
 Both sources open their files lazily and drop open handles when pickled, so
 they can be shipped to grain worker processes cheaply.
 """
 
 import os
 
-import cv2
-import numpy as np
-
 from hybrik_jax.data import annotations as annotations_lib
 from hybrik_jax.data import human_data as human_data_lib
+from hybrik_jax.data import images as images_lib
 from hybrik_jax.data import precrop
 from hybrik_jax.data import records
 
 
 # Dataset names whose target branch the transforms know.
 MMHUMAN3D_DATASETS = ('h36m', 'mpi_inf_3dhp', 'coco', 'pw3d')
-
-
-def decode_image(data: bytes, what: str) -> np.ndarray:
-  """Decodes JPEG/PNG bytes to BGR uint8 [H, W, 3]; `what` names the source."""
-  image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-  if image is None:
-    raise ValueError(f'cannot decode image {what}')
-  return image
-
-
-def read_image(path: str) -> np.ndarray:
-  """Reads an image file as BGR uint8 [H, W, 3]."""
-  try:
-    with open(path, 'rb') as f:
-      data = f.read()
-  except FileNotFoundError as e:
-    raise FileNotFoundError(f'image file not found: {path}') from e
-  return decode_image(data, path)
 
 
 class NpzSource:
@@ -106,7 +87,7 @@ class NpzSource:
     return os.path.join(self.image_root, self.annotations.image_path[j])
 
   def __getitem__(self, j: int):
-    return self.annotation(j), read_image(self.image_path(j))
+    return self.annotation(j), images_lib.read_image(self.image_path(j))
 
 
 class TfdsSource:
@@ -132,9 +113,9 @@ class TfdsSource:
   @property
   def source(self):
     if self._source is None:
-      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+      import tensorflow_datasets as tfds
       # Registers the builder so data_source can find it by name.
-      from hybrik_jax.data import tfds_builder  # pylint: disable=g-import-not-at-top,unused-import
+      from hybrik_jax.data import tfds_builder  # pylint: disable=unused-import
       self._source = tfds.data_source(
           self.name, split=self.split, data_dir=self.data_dir)
     return self._source
@@ -154,7 +135,7 @@ class TfdsSource:
   def __getitem__(self, j: int):
     rec = self.record(j)
     annotation = records.decode(rec['annotation'])
-    crop = decode_image(rec['image'], f'{self.name}[{j}]')
+    crop = images_lib.decode_image(rec['image'], f'{self.name}[{j}]')
     frame = precrop.virtual_frame(crop, rec['crop_offset'], rec['frame_hw'])
     return annotation, frame
 

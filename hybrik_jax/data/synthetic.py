@@ -34,15 +34,15 @@ vertices (``tables.LEAF_VERTEX_IDS``) of the posed mesh. Camera frame:
 OpenCV (x right, y down, z forward). The twist phis are the exact swing-twist
 split of each generating rotation about its rest bone (joint -> HybrIK child),
 so HybrIK's eval-mode IK given the forward-kinematics skeleton and these phis
-reproduces the generating rotations.
+reproduces the generating rotations. Poses and shapes are drawn by
+:mod:`hybrik_jax.smpl.poses`; rest skeletons, twists and the batched SMPL
+forward come from :mod:`hybrik_jax.smpl.numpy_kinematics`.
 
 Run: ``python -m hybrik_jax.data.synthetic --out DIR --num N [--num-test M]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
 import json
 import os
 import time
@@ -51,265 +51,25 @@ from typing import Optional, Sequence
 
 import cv2
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from hybrik_jax import render
 from hybrik_jax.data import conventions
 from hybrik_jax.smpl import tables
+from hybrik_jax.smpl.numpy_kinematics import (FORWARD_BATCH,
+                                              axis_angle_to_matrix,
+                                              rest_skeleton29,
+                                              smpl_forward_batched,
+                                              swing_twist_phis)
+from hybrik_jax.smpl.poses import (sample_betas, sample_body_pose,
+                                   sample_global_orient)
 
 NUM_KEYPOINTS = conventions.NUM_HUMAN_DATA_JOINTS  # 190
 HYBRIK29_IDXS = np.asarray(conventions.HYBRIK29_IDXS)
 H36M_IDXS = np.asarray(conventions.H36M_IDXS)
 
-# Per-joint limits of the sampled body pose: axis-angle components (x, y, z)
-# in radians, in the template frame (+x = body's left, +y up, +z forward).
-# A component is drawn uniformly in [lo, hi] (every range contains 0) and
-# scaled by a per-sample "activity" factor. Knees flex one way (+x), elbows
-# one way (-y for the left arm, +y for the right arm).
-_R = lambda lo, hi: (lo, hi)  # noqa: E731 - readability of the table.
-JOINT_LIMITS = {
-    "left_hip": (_R(-1.5, 0.4), _R(-0.4, 0.4), _R(-0.2, 0.7)),
-    "right_hip": (_R(-1.5, 0.4), _R(-0.4, 0.4), _R(-0.7, 0.2)),
-    "spine1": (_R(-0.15, 0.35), _R(-0.25, 0.25), _R(-0.15, 0.15)),
-    "left_knee": (_R(0.0, 2.0), _R(0.0, 0.0), _R(0.0, 0.0)),
-    "right_knee": (_R(0.0, 2.0), _R(0.0, 0.0), _R(0.0, 0.0)),
-    "spine2": (_R(-0.1, 0.25), _R(-0.2, 0.2), _R(-0.1, 0.1)),
-    "left_ankle": (_R(-0.3, 0.5), _R(-0.2, 0.2), _R(-0.15, 0.15)),
-    "right_ankle": (_R(-0.3, 0.5), _R(-0.2, 0.2), _R(-0.15, 0.15)),
-    "spine3": (_R(-0.1, 0.2), _R(-0.2, 0.2), _R(-0.1, 0.1)),
-    "left_foot": (_R(-0.1, 0.1), _R(-0.1, 0.1), _R(-0.1, 0.1)),
-    "right_foot": (_R(-0.1, 0.1), _R(-0.1, 0.1), _R(-0.1, 0.1)),
-    "neck": (_R(-0.3, 0.4), _R(-0.4, 0.4), _R(-0.25, 0.25)),
-    "left_collar": (_R(-0.15, 0.15), _R(-0.15, 0.15), _R(-0.15, 0.15)),
-    "right_collar": (_R(-0.15, 0.15), _R(-0.15, 0.15), _R(-0.15, 0.15)),
-    "jaw": (_R(-0.2, 0.2), _R(-0.3, 0.3), _R(-0.15, 0.15)),
-    "left_shoulder": (_R(-0.6, 0.6), _R(-1.2, 0.5), _R(-1.4, 0.6)),
-    "right_shoulder": (_R(-0.6, 0.6), _R(-0.5, 1.2), _R(-0.6, 1.4)),
-    "left_elbow": (_R(-0.3, 0.3), _R(-2.2, 0.0), _R(0.0, 0.0)),
-    "right_elbow": (_R(-0.3, 0.3), _R(0.0, 2.2), _R(0.0, 0.0)),
-    "left_wrist": (_R(-0.5, 0.5), _R(-0.4, 0.4), _R(-0.4, 0.4)),
-    "right_wrist": (_R(-0.5, 0.5), _R(-0.4, 0.4), _R(-0.4, 0.4)),
-    "left_thumb": (_R(-0.2, 0.2), _R(-0.2, 0.2), _R(-0.2, 0.2)),
-    "right_thumb": (_R(-0.2, 0.2), _R(-0.2, 0.2), _R(-0.2, 0.2)),
-}
-# [23, 3, 2] (lo, hi) per body joint 1..23 and axis.
-POSE_LIMITS = np.asarray(
-    [JOINT_LIMITS[name] for name in tables.JOINT_NAMES_29[1:24]],
-    dtype=np.float64)
-
 DEFAULT_IMAGE_SIZE = (480, 640)  # (W, H): portrait, like 3DPW's frames.
 TRAIN_DEPTH_FACTOR = 2000.0  # mm (H36M-like).
 TEST_DEPTH_FACTOR = 2.0  # m (3DPW-like).
-_BATCH = 32  # SMPL forward batch (fixed: one compilation).
-
-
-# ----------------------------------------------------------------------------
-# Sampling.
-
-
-def sample_betas(rng: np.random.Generator, num: int, clip: float = 2.0
-                 ) -> np.ndarray:
-  """[num, 10] shape coefficients ~ N(0, 1) clipped to [-clip, clip]."""
-  return np.clip(rng.standard_normal((num, tables.NUM_BETAS)), -clip, clip)
-
-
-def sample_body_pose(rng: np.random.Generator, num: int,
-                     activity: tuple[float, float] = (0.4, 1.0)) -> np.ndarray:
-  """Random plausible body poses.
-
-  Args:
-    rng: numpy random generator.
-    num: number of poses.
-    activity: range of a per-sample factor that scales all joint angles
-      (smaller = closer to the rest T-pose).
-
-  Returns:
-    [num, 23, 3] axis-angle (radians) of SMPL joints 1..23, parent-relative.
-  """
-  lo, hi = POSE_LIMITS[..., 0], POSE_LIMITS[..., 1]  # [23, 3]
-  u = rng.uniform(size=(num, 23, 3))
-  scale = rng.uniform(activity[0], activity[1], size=(num, 1, 1))
-  return (lo + (hi - lo) * u) * scale
-
-
-def upright_orientation(yaw: np.ndarray, tilt_x: np.ndarray,
-                        tilt_z: np.ndarray) -> np.ndarray:
-  """Camera-frame global orientations of an upright body facing the camera.
-
-  The template has +y up and faces +z; 180 degrees about x makes it stand
-  upright in the camera frame (y down) facing the camera (-z). Then a yaw
-  about the camera's vertical axis and small tilts about x and z.
-
-  Args:
-    yaw, tilt_x, tilt_z: [N] angles in radians.
-
-  Returns:
-    [N, 3, 3] rotation matrices.
-  """
-  flip = Rotation.from_rotvec([np.pi, 0.0, 0.0])
-  yaw_r = Rotation.from_rotvec(np.stack(
-      [np.zeros_like(yaw), yaw, np.zeros_like(yaw)], -1))
-  tilt = (Rotation.from_rotvec(np.stack(
-      [tilt_x, np.zeros_like(tilt_x), np.zeros_like(tilt_x)], -1))
-          * Rotation.from_rotvec(np.stack(
-              [np.zeros_like(tilt_z), np.zeros_like(tilt_z), tilt_z], -1)))
-  return (tilt * yaw_r * flip).as_matrix()
-
-
-def sample_global_orient(rng: np.random.Generator, num: int,
-                         max_yaw_deg: float = 90.0,
-                         max_tilt_deg: float = 10.0) -> np.ndarray:
-  """[num, 3] axis-angle: upright, facing the camera, yaw +-90, tilt +-10."""
-  yaw = np.deg2rad(rng.uniform(-max_yaw_deg, max_yaw_deg, num))
-  tx = np.deg2rad(rng.uniform(-max_tilt_deg, max_tilt_deg, num))
-  tz = np.deg2rad(rng.uniform(-max_tilt_deg, max_tilt_deg, num))
-  return Rotation.from_matrix(upright_orientation(yaw, tx, tz)).as_rotvec()
-
-
-# ----------------------------------------------------------------------------
-# Kinematics in numpy (float64).
-
-
-def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
-  """[..., 3] axis-angle -> [..., 3, 3] rotation matrices (float64)."""
-  aa = np.asarray(aa, dtype=np.float64)
-  flat = Rotation.from_rotvec(aa.reshape(-1, 3)).as_matrix()
-  return flat.reshape(aa.shape[:-1] + (3, 3))
-
-
-def rest_skeleton29(model, betas: np.ndarray) -> np.ndarray:
-  """HybrIK rest skeleton of shaped bodies (numpy, float64).
-
-  Args:
-    model: SMPLModel (arrays are read with np.asarray).
-    betas: [N, NB] shape coefficients.
-
-  Returns:
-    [N, 29, 3] rest joints in metres (template frame): J_regressor . v_shaped
-    for the 24 SMPL joints, shaped template vertices for the 5 leaves.
-  """
-  betas = np.asarray(betas, dtype=np.float64)
-  nb = betas.shape[-1]
-  v_template = np.asarray(model.v_template, dtype=np.float64)
-  shapedirs = np.asarray(model.shapedirs, dtype=np.float64)[..., :nb]
-  j_reg = np.asarray(model.J_regressor, dtype=np.float64)
-  v_shaped = v_template[None] + np.einsum("nl,vkl->nvk", betas, shapedirs)
-  joints = np.einsum("jv,nvk->njk", j_reg, v_shaped)
-  leaves = v_shaped[:, np.asarray(tables.LEAF_VERTEX_IDS)]
-  return np.concatenate([joints, leaves], axis=1)
-
-
-def swing_twist_phis(rot_mats: np.ndarray, rest29: np.ndarray) -> np.ndarray:
-  """True HybrIK twists of local rotations by swing-twist decomposition.
-
-  For SMPL joint j = 1..23 with rest bone t = rest[children[j]] - rest[j]
-  (``tables.HYBRIK_CHILDREN``), the local rotation is split as
-  R_j = Swing . Twist, Swing the minimal rotation taking t/|t| to R_j t/|t|
-  and Twist a rotation about t by angle phi. Then HybrIK's IK (which builds
-  exactly that swing from the target bone) recovers R_j from (cos, sin)(phi).
-
-  Args:
-    rot_mats: [N, 24, 3, 3] local rotations (row 0, the root, is unused).
-    rest29: [N, 29, 3] rest skeleton (``rest_skeleton29``).
-
-  Returns:
-    [N, 23, 2] unit (cos phi, sin phi); entry k belongs to joint k + 1.
-  """
-  rot_mats = np.asarray(rot_mats, dtype=np.float64)
-  rest29 = np.asarray(rest29, dtype=np.float64)
-  joints = np.arange(1, 24)
-  children = np.asarray(tables.HYBRIK_CHILDREN)[joints]
-  t = rest29[:, children] - rest29[:, joints]  # [N, 23, 3]
-  n = t / np.linalg.norm(t, axis=-1, keepdims=True)
-  r = rot_mats[:, 1:]  # [N, 23, 3, 3]
-  rn = np.einsum("nkij,nkj->nki", r, n)  # rotated bone direction
-  # Swing: rotation taking unit n to unit rn, R = I + [v]x + [v]x^2 / (1 + c).
-  v = np.cross(n, rn)
-  c = np.sum(n * rn, axis=-1)
-  vx = _skew(v)
-  swing = (np.eye(3) + vx
-           + vx @ vx / np.maximum(1.0 + c, 1e-12)[..., None, None])
-  twist = np.swapaxes(swing, -1, -2) @ r  # rotation about n
-  cos = (np.trace(twist, axis1=-2, axis2=-1) - 1.0) / 2.0
-  w = np.stack([twist[..., 2, 1] - twist[..., 1, 2],
-                twist[..., 0, 2] - twist[..., 2, 0],
-                twist[..., 1, 0] - twist[..., 0, 1]], -1) / 2.0
-  sin = np.sum(w * n, axis=-1)
-  phis = np.stack([cos, sin], axis=-1)
-  return phis / np.linalg.norm(phis, axis=-1, keepdims=True)
-
-
-def _skew(v: np.ndarray) -> np.ndarray:
-  z = np.zeros_like(v[..., 0])
-  return np.stack([np.stack([z, -v[..., 2], v[..., 1]], -1),
-                   np.stack([v[..., 2], z, -v[..., 0]], -1),
-                   np.stack([-v[..., 1], v[..., 0], z], -1)], -2)
-
-
-def fk_skeleton29(rot_mats: np.ndarray, rest29: np.ndarray) -> np.ndarray:
-  """Forward kinematics of the 29-joint HybrIK skeleton (numpy, float64).
-
-  Args:
-    rot_mats: [N, 24, 3, 3] local rotations (root first).
-    rest29: [N, 29, 3] rest skeleton.
-
-  Returns:
-    [N, 29, 3] posed joints (metres, model frame: the pelvis stays at
-    rest29[:, 0], as in SMPL without translation). The 5 leaves move rigidly
-    with their parents (identity leaf rotations), as in the golden fixtures'
-    ``pose_skeleton_fk``.
-  """
-  rot_mats = np.asarray(rot_mats, dtype=np.float64)
-  rest29 = np.asarray(rest29, dtype=np.float64)
-  parents = tables.HYBRIK_PARENTS
-  glob = [None] * len(parents)
-  pos = [None] * len(parents)
-  glob[0], pos[0] = rot_mats[:, 0], rest29[:, 0]
-  for j in range(1, len(parents)):
-    p = parents[j]
-    bone = rest29[:, j] - rest29[:, p]
-    pos[j] = pos[p] + np.einsum("nij,nj->ni", glob[p], bone)
-    glob[j] = glob[p] @ rot_mats[:, j] if j < tables.NUM_SMPL_JOINTS else None
-  return np.stack(pos, axis=1)
-
-
-@functools.lru_cache(maxsize=None)
-def _jitted_forward():
-  import jax
-  from hybrik_jax.smpl import forward
-  return jax.jit(forward)
-
-
-def smpl_forward_batched(model, betas: np.ndarray, thetas: np.ndarray,
-                         batch: int = _BATCH) -> dict[str, np.ndarray]:
-  """SMPL forward (``hybrik_jax.smpl.forward``) in fixed-size jitted chunks.
-
-  Args:
-    model: SMPLModel with an H36M ``J_regressor_extra``.
-    betas: [N, 10].
-    thetas: [N, 24, 3] axis-angle (global orientation first).
-    batch: chunk size (the last chunk is padded; one compilation).
-
-  Returns:
-    dict of numpy float64 arrays: vertices [N, V, 3], joints [N, 24, 3],
-    joints_extra [N, 17, 3]; metres, model frame, no translation.
-  """
-  fn = _jitted_forward()
-  n = betas.shape[0]
-  outs = {"vertices": [], "joints": [], "joints_extra": []}
-  for start in range(0, n, batch):
-    b = betas[start:start + batch]
-    th = thetas[start:start + batch]
-    m = b.shape[0]
-    pad = batch - m
-    if pad:
-      b = np.concatenate([b, np.zeros((pad,) + b.shape[1:])])
-      th = np.concatenate([th, np.zeros((pad,) + th.shape[1:])])
-    res = fn(model, b.astype(np.float32), th[:, 1:].astype(np.float32),
-             th[:, 0].astype(np.float32))
-    for k in outs:
-      outs[k].append(np.asarray(res[k], dtype=np.float64)[:m])
-  return {k: np.concatenate(v) for k, v in outs.items()}
 
 
 # ----------------------------------------------------------------------------
@@ -562,8 +322,8 @@ def generate(out_dir, num: int, num_test: Optional[int] = None,
       "joints17_cam": np.zeros((num, 17, 3)),
   }
   bar = tqdm(total=num, desc="synthetic", disable=not progress)
-  for start in range(0, num, _BATCH):
-    sl = slice(start, min(start + _BATCH, num))
+  for start in range(0, num, FORWARD_BATCH):
+    sl = slice(start, min(start + FORWARD_BATCH, num))
     smpl_out = smpl_forward_batched(model, betas[sl], thetas[sl])
     for i_local, i in enumerate(range(sl.start, sl.stop)):
       srng = np.random.default_rng(sample_seeds[i])
@@ -632,24 +392,37 @@ def generate(out_dir, num: int, num_test: Optional[int] = None,
           "num_train": num_train, "num_test": num_test, "seconds": seconds}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-  parser = argparse.ArgumentParser(
-      prog="python -m hybrik_jax.data.synthetic",
-      description="Render a synthetic HybrIK dataset (HumanData npz + JPEGs).")
-  parser.add_argument("--out", required=True, help="output folder")
-  parser.add_argument("--num", type=int, default=200,
-                      help="total number of samples (default 200)")
-  parser.add_argument("--num-test", type=int, default=None,
-                      help="samples in the test split (default 20%%)")
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--image-size", type=int, nargs=2,
-                      default=DEFAULT_IMAGE_SIZE, metavar=("W", "H"),
-                      help="image width and height (default 480 640)")
-  parser.add_argument("--jpeg-quality", type=int, default=90)
-  parser.add_argument("--no-progress", action="store_true")
-  args = parser.parse_args(argv)
+def define_flags(fv) -> None:
+  """Flags of ``python -m hybrik_jax.data.synthetic`` (see hybrik_jax.cli)."""
+  from absl import flags
+  flags.DEFINE_string("out", None, "Output folder.", flag_values=fv)
+  flags.DEFINE_integer("num", 200, "Total number of samples.", flag_values=fv)
+  flags.DEFINE_integer("num_test", None,
+                       "Samples in the test split (default 20%).",
+                       flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Random seed.", flag_values=fv)
+  flags.DEFINE_list("image_size", [str(v) for v in DEFAULT_IMAGE_SIZE],
+                    "Image width,height in pixels.", flag_values=fv)
+  flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality.", flag_values=fv)
+  flags.DEFINE_bool("no_progress", False, "Hide the progress bar.",
+                    flag_values=fv)
+  flags.mark_flag_as_required("out", flag_values=fv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """Renders a synthetic HybrIK dataset (HumanData npz + JPEGs)."""
+  from hybrik_jax import cli
+  args, _ = cli.parse(define_flags, argv, "python -m hybrik_jax.data.synthetic",
+                      __doc__)
+  try:
+    size = tuple(int(v) for v in args.image_size)
+  except ValueError:
+    size = ()
+  if len(size) != 2 or min(size) < 1:
+    raise cli.UsageError(f"--image_size={','.join(args.image_size)}: expected "
+                         "two positive integers W,H")
   res = generate(args.out, args.num, args.num_test, seed=args.seed,
-                 image_size=tuple(args.image_size),
+                 image_size=size,
                  jpeg_quality=args.jpeg_quality,
                  progress=not args.no_progress)
   rate = (res["num_train"] + res["num_test"]) / max(res["seconds"], 1e-9)
@@ -657,7 +430,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         f"{os.fspath(args.out)} in {res['seconds']:.1f} s ({rate:.1f} "
         "samples/s)")
   print(f"  {res['train']}\n  {res['test']}")
+  return 0
 
 
 if __name__ == "__main__":
-  main()
+  from hybrik_jax import cli
+  cli.run(main)

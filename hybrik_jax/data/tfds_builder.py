@@ -49,6 +49,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from hybrik_jax.data import annotations as annotations_lib
+from hybrik_jax.data import images as images_lib
 from hybrik_jax.data import precrop
 from hybrik_jax.data import records
 
@@ -142,9 +143,7 @@ def make_record(annotation: dict, image_bytes: bytes, what: str,
     dict with keys image, crop_offset, frame_hw, annotation, sample_idx
     (image_path is added by the builder).
   """
-  frame = cv2.imdecode(np.frombuffer(image_bytes, np.uint8), cv2.IMREAD_COLOR)
-  if frame is None:
-    raise ValueError(f'cannot decode image {what}')
+  frame = images_lib.decode_image(image_bytes, what)
   h, w = frame.shape[:2]
   box = precrop.crop_box(annotation['bbox'], (h, w), config)
   crop_area = (box[2] - box[0]) * (box[3] - box[1])

@@ -752,14 +752,5 @@ def test_sample(annotation: Mapping[str, Any], image: np.ndarray,
   return _collect(img, results, return_meta)
 
 
-def load_image(path: str) -> np.ndarray:
-  """Reads an image as H x W x 3 BGR uint8 (``cv2.IMREAD_COLOR``, like mmcv's
-  ``LoadImageFromFile`` with the cv2 backend)."""
-  img = cv2.imread(path, cv2.IMREAD_COLOR)
-  if img is None:
-    raise FileNotFoundError(f'{path}: cannot read image')
-  return img
-
-
 # `test_sample` is an entry point, not a pytest test.
 test_sample.__test__ = False

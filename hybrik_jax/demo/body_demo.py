@@ -2,7 +2,7 @@
 
 Runs on the package's synthetic SMPL model (no licensed data needed):
 
-1. samples a few random plausible bodies (``hybrik_jax.data.synthetic``),
+1. samples a few random plausible bodies (``hybrik_jax.smpl.poses``),
 2. poses them with ``hybrik_jax.smpl.forward``,
 3. builds HybrIK's 29-joint skeleton by forward kinematics (leaves move
    rigidly with their parents) and the true twist angles by swing-twist
@@ -19,7 +19,6 @@ Run: ``python -m hybrik_jax.demo.body_demo --out runs/body_demo``.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import time
@@ -28,9 +27,10 @@ from typing import Optional, Sequence
 
 import cv2
 import numpy as np
+from absl import flags
 
-from hybrik_jax import render
-from hybrik_jax.data import synthetic
+from hybrik_jax import cli, render
+from hybrik_jax.smpl import numpy_kinematics, poses
 
 PANEL = 256  # pixels per rendered panel
 
@@ -121,19 +121,19 @@ def run(out_dir, num: int = 4, seed: int = 0, noise_mm: float = 10.0,
   out_dir.mkdir(parents=True, exist_ok=True)
   rng = np.random.default_rng(seed)
 
-  betas = synthetic.sample_betas(rng, num)  # [N, 10]
-  body_pose = synthetic.sample_body_pose(rng, num)  # [N, 23, 3]
-  orient = synthetic.sample_global_orient(rng, num)  # [N, 3] camera frame
+  betas = poses.sample_betas(rng, num)  # [N, 10]
+  body_pose = poses.sample_body_pose(rng, num)  # [N, 23, 3]
+  orient = poses.sample_global_orient(rng, num)  # [N, 3] camera frame
   thetas = np.concatenate([orient[:, None], body_pose], axis=1)
-  true = synthetic.smpl_forward_batched(model, betas, thetas)
+  true = numpy_kinematics.smpl_forward_batched(model, betas, thetas)
   true_vertices = true["vertices"]  # [N, V, 3]
   true_joints = true["joints"]  # [N, 24, 3]
   true_h36m = true["joints_extra"]  # [N, 17, 3]
 
-  rest29 = synthetic.rest_skeleton29(model, betas)
-  rot_mats = synthetic.axis_angle_to_matrix(thetas)
-  phis = synthetic.swing_twist_phis(rot_mats, rest29)  # [N, 23, 2]
-  skeleton = synthetic.fk_skeleton29(rot_mats, rest29)
+  rest29 = numpy_kinematics.rest_skeleton29(model, betas)
+  rot_mats = numpy_kinematics.axis_angle_to_matrix(thetas)
+  phis = numpy_kinematics.swing_twist_phis(rot_mats, rest29)  # [N, 23, 2]
+  skeleton = numpy_kinematics.fk_skeleton29(rot_mats, rest29)
   skeleton = skeleton - skeleton[:, :1]  # [N, 29, 3] root-relative, metres
   zero_phis = np.zeros_like(phis)
   zero_phis[..., 0] = 1.0
@@ -190,20 +190,20 @@ def run(out_dir, num: int = 4, seed: int = 0, noise_mm: float = 10.0,
   return summary
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-  parser = argparse.ArgumentParser(
-      prog="python -m hybrik_jax.demo.body_demo",
-      description="SMPL forward -> skeleton -> HybrIK IK demo on the "
-                  "synthetic body model.")
-  parser.add_argument("--out", default="runs/body_demo",
-                      help="output folder (default runs/body_demo)")
-  parser.add_argument("--num", type=int, default=4, help="number of bodies")
-  parser.add_argument("--seed", type=int, default=0)
-  args = parser.parse_args(argv)
-  if args.num < 1:
-    parser.error("--num must be >= 1")
+def define_flags(fv: flags.FlagValues) -> None:
+  flags.DEFINE_string("out", "runs/body_demo", "Output folder.",
+                      flag_values=fv)
+  flags.DEFINE_integer("num", 4, "Number of bodies.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Random seed.", flag_values=fv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args, _ = cli.parse(define_flags, argv, "python -m hybrik_jax.demo.body_demo",
+                      __doc__)
   run(args.out, num=args.num, seed=args.seed)
+  return 0
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

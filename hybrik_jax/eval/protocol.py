@@ -122,7 +122,7 @@ def gt_joints_17(annotation: dict, dataset_name: str) -> np.ndarray:
 
   H36M order (``h36m_idxs``) for SMPL datasets; ``hp3d_idxs`` for 3DHP.
   """
-  from hybrik_jax.data import conventions  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import conventions
   idxs = (conventions.HP3D_TEST_IDXS if dataset_name == "mpi_inf_3dhp"
           else conventions.H36M_IDXS)
   return np.asarray(annotation["joint_relative_17"], np.float64)[list(idxs)]
@@ -135,11 +135,12 @@ def run_inference(variables, loader, num_steps: int, model=None,
   """Eval-mode forward over an eval loader; returns arrays ordered by
   ``sample_idx`` (padding rows dropped), plus ``sample_idx``.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
+  import jax
+  from tqdm import tqdm
+  from hybrik_jax.model import hybrik as hybrik_model
 
-  dtype = getattr(model, "dtype", jnp.float32)
+  if model is None:
+    model = hybrik_model.HybrIK()
   variables = jax.device_put(variables)
   chunks = {k: [] for k in keys}
   idx_chunks = []
@@ -148,7 +149,8 @@ def run_inference(variables, loader, num_steps: int, model=None,
     batch = next(loader)
     out = hybrik_model.predict(
         variables, batch["img"], batch["trans_inv"], batch["intrinsic_param"],
-        batch["joint_root"], batch["depth_factor"], dtype=dtype)
+        batch["joint_root"], batch["depth_factor"], dtype=model.dtype,
+        backbone=model.backbone)
     valid = np.asarray(batch["valid"], bool)
     for k in keys:
       chunks[k].append(np.asarray(out[k])[valid])
@@ -160,40 +162,35 @@ def run_inference(variables, loader, num_steps: int, model=None,
   return result
 
 
-def evaluate_dataset(config, variables, ds, model=None,
+def evaluate_dataset(variables, data, model=None,
                      metric_names: Sequence[str] | None = None,
                      progress: bool = True) -> dict:
   """Runs the model over one test dataset with mmhuman3d's protocol.
 
   Args:
-    config: training/eval config (data root, image size, eval batch).
     variables: model variables incl. ``constants`` (body model).
-    ds: a ``config.data`` dataset entry (``val`` or ``test``).
-    model: the ``HybrIK`` module (for its compute dtype); optional.
+    data: a :class:`hybrik_jax.builders.EvalData` (source + loader + protocol
+      name); its loader is consumed and closed.
+    model: the ``HybrIK`` module (its compute dtype and backbone); default
+      ``HybrIK()``.
     metric_names: mmhuman3d metric strings; default ('pa-mpjpe', 'mpjpe').
 
   Returns:
     {'metrics': {'MPJPE': ..., 'PA-MPJPE': ...} (mm), 'per_sample':
     {'sample_idx', 'mpjpe', 'pa_mpjpe'}, 'num_samples': N,
-    'dataset_name': ...}
+    'dataset_name': ..., 'predictions': {...}}
   """
-  from hybrik_jax.data import from_config, pipeline  # pylint: disable=g-import-not-at-top
-
   names = tuple(metric_names or ("pa-mpjpe", "mpjpe"))
   for n in names:
     if n not in ALLOWED_METRICS:
+      data.loader.close()
       raise ValueError(f"metric {n!r} is not supported; choose from "
                        f"{ALLOWED_METRICS}")
-  from_config.ensure_data(config)
-  spec = from_config.dataset_spec(config, ds, "test")
-  source = spec.make_source(test_mode=True)
-  loader, num_steps = pipeline.make_eval_loader(
-      source, global_batch=int(config.data.eval_batch_size),
-      transform_config=from_config.transform_config(config))
+  source, loader, num_steps = data.source, data.loader, data.num_steps
   keys = ("pred_xyz_jts_17", "pred_pose", "pred_shape")
   try:
     res = run_inference(variables, loader, num_steps, model=model, keys=keys,
-                        progress=progress, desc=f"eval {ds.name}")
+                        progress=progress, desc=f"eval {data.name}")
   finally:
     loader.close()
   n = len(source)
@@ -201,7 +198,7 @@ def evaluate_dataset(config, variables, ds, model=None,
                                                        np.arange(n)):
     raise RuntimeError(f"evaluation covered {len(res['sample_idx'])} of {n} "
                        "samples")
-  dataset_name = ds.dataset_name
+  dataset_name = data.dataset_name
   gt = np.stack([gt_joints_17(source.annotation(i), dataset_name)
                  for i in range(n)])
   pred17 = res["pred_xyz_jts_17"].reshape(n, 17, 3)
@@ -222,8 +219,8 @@ def evaluate_dataset(config, variables, ds, model=None,
 def _pve_from_predictions(variables, pred_pose, pred_shape, annotations
                           ) -> float:
   """mmhuman3d ``_report_pve``: neutral body model for pred and GT, mm."""
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import smpl
+  from hybrik_jax.model import hybrik as hybrik_model
   body = hybrik_model.body_model_from_constants(
       variables["constants"]["smpl"])
   pred = smpl.forward(body, jnp.asarray(pred_shape),

@@ -291,7 +291,7 @@ def _json_safe(value: Any) -> Any:
 def _write_output(out_dir: str, overwrite: bool, variables: Any,
                   report: dict, smpl: dict[str, np.ndarray] | None) -> None:
   """Writes everything into a temporary sibling folder, then renames it."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp
 
   out_dir = os.path.abspath(out_dir)
   parent = os.path.dirname(out_dir)
@@ -375,7 +375,6 @@ def convert_checkpoint(ckpt_path: str | os.PathLike,
     hybrik_jax.interop.weight_mapping.WeightMappingError: missing, unexpected
       or mis-shaped keys.
   """
-  # pylint: disable-next=g-import-not-at-top
 
   ckpt_path = os.fspath(ckpt_path)
   out_dir = os.fspath(out_dir)
@@ -435,7 +434,6 @@ def convert_torchvision_resnet34(pth_path: str | os.PathLike,
   Raises:
     The same errors as :func:`convert_checkpoint`.
   """
-  # pylint: disable-next=g-import-not-at-top
 
   pth_path = os.fspath(pth_path)
   out_dir = os.fspath(out_dir)
@@ -475,7 +473,7 @@ def load_converted(out_dir: str | os.PathLike) -> dict:
   Raises:
     ConversionError: the folder has no converted variables.
   """
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp
 
   path = os.path.join(os.path.abspath(os.fspath(out_dir)), VARIABLES_DIR)
   if not os.path.isdir(path):

@@ -316,11 +316,9 @@ class _Reader:
         allowed[(module, name)] = stand_in
     for name, (dtype, bf16) in _TORCH_DTYPES.items():
       allowed[("torch", name)] = _TorchDtype(name, np.dtype(dtype), bf16)
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-      allowed[(module, "scalar")] = np._core.multiarray.scalar
-      allowed[(module, "_reconstruct")] = np._core.multiarray._reconstruct
-    allowed[("numpy", "dtype")] = np.dtype
-    allowed[("numpy", "ndarray")] = np.ndarray
+    # numpy arrays, dtypes and scalars (e.g. values in mmcv `meta` dicts),
+    # object dtypes included.
+    allowed.update(safe_pickle.numpy_globals(object_arrays=True))
     return allowed
 
 

@@ -267,7 +267,7 @@ def state_dict_to_variables(state_dict: Mapping[str, Any],
   variables = _map(state_dict, hybrik_entries(), ignore_prefixes=("smpl.",),
                    ignore_keys=(), source=source)
   if smpl_model is not None:
-    from hybrik_jax.model.hybrik import body_model_constants  # pylint: disable=g-import-not-at-top
+    from hybrik_jax.model.hybrik import body_model_constants
     variables["constants"]["smpl"] = {
         k: np.asarray(v) for k, v in body_model_constants(smpl_model).items()}
   return variables

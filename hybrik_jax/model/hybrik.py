@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybrik_jax.model.head import HEATMAP_STRIDE, HybrIKHead, uvd_to_cam
-from hybrik_jax.model.resnet import ResNet34
+from hybrik_jax.model import backbones
 from hybrik_jax.smpl import tables
 from hybrik_jax.smpl.model import SMPLModel
 
@@ -60,10 +60,12 @@ class HybrIK(nn.Module):
     precision: ``lax.Precision`` of convolutions / dense layers (None = the
       backend default; on GPU/TPU pass ``'highest'`` for float32 parity).
     dropout_rate: dropout of the head's global branch (0.5).
+    backbone: name in :data:`hybrik_jax.model.backbones.BACKBONES`.
   """
   dtype: Dtype = jnp.float32
   precision: Precision = None
   dropout_rate: float = 0.5
+  backbone: str = "resnet34"
 
   @nn.compact
   def __call__(self, images: jax.Array, trans_inv: jax.Array,
@@ -102,7 +104,8 @@ class HybrIK(nn.Module):
         "constants", "init_shape",
         lambda: jnp.zeros((NUM_BETAS,), jnp.float32)).value  # [10]
 
-    feature = ResNet34(dtype=self.dtype, precision=self.precision,
+    backbone = backbones.get_backbone(self.backbone)
+    feature = backbone(dtype=self.dtype, precision=self.precision,
                        name="backbone")(images, train=train)  # [B, 8, 8, 512]
     head = HybrIKHead(dtype=self.dtype, precision=self.precision,
                       dropout_rate=self.dropout_rate, name="head")
@@ -141,7 +144,7 @@ class HybrIK(nn.Module):
           "with hybrik_jax.model.attach_body_model(variables, smpl_model)")
     body = body_model_from_constants(self.get_variable("constants", "smpl"))
 
-    from hybrik_jax.smpl import hybrik_forward  # pylint: disable=g-import-not-at-top
+    from hybrik_jax.smpl import hybrik_forward
     smpl_out = hybrik_forward(
         body, xyz_29.astype(jnp.float32) * DEPTH_BOX_M,
         h["pred_shape"].astype(jnp.float32),
@@ -194,7 +197,8 @@ def attach_body_model(variables: Mapping[str, Any],
 
 def init_variables(rng: jax.Array, smpl_model: Optional[SMPLModel] = None,
                    init_shape: Any = None, image_size: int = 256,
-                   dtype: Dtype = jnp.float32) -> dict[str, Any]:
+                   dtype: Dtype = jnp.float32,
+                   model: Optional[HybrIK] = None) -> dict[str, Any]:
   """Fresh variables of ``HybrIK`` (PyTorch-style random init).
 
   Args:
@@ -206,11 +210,13 @@ def init_variables(rng: jax.Array, smpl_model: Optional[SMPLModel] = None,
     image_size: input resolution used to trace the init (params do not depend
       on it).
     dtype: compute dtype used while tracing (params are float32 regardless).
+    model: the module to initialise (default ``HybrIK(dtype=dtype)``); pass
+      it to initialise another backbone.
 
   Returns:
     {'params', 'batch_stats', 'constants'} as plain nested dicts.
   """
-  model = HybrIK(dtype=dtype)
+  model = HybrIK(dtype=dtype) if model is None else model
   b = 1
   images = jnp.zeros((b, image_size, image_size, 3), jnp.float32)
   cam = dummy_camera(b)
@@ -249,13 +255,15 @@ def dummy_camera(b: int) -> tuple[np.ndarray, ...]:
 
 @functools.partial(jax.jit,
                    static_argnames=("dtype", "precision",
-                                    "return_intermediates", "with_body_model"))
+                                    "return_intermediates", "with_body_model",
+                                    "backbone"))
 def predict(variables: Mapping[str, Any], images: jax.Array,
             trans_inv: jax.Array, intrinsic_param: jax.Array,
             joint_root: jax.Array, depth_factor: jax.Array, *,
             dtype: Dtype = jnp.float32, precision: Precision = None,
             return_intermediates: bool = False,
-            with_body_model: bool = True) -> dict[str, jax.Array]:
+            with_body_model: bool = True,
+            backbone: str = "resnet34") -> dict[str, jax.Array]:
   """Eval-mode HybrIK forward (running BN stats, no dropout, eval IK). Jitted.
 
   Args:
@@ -272,11 +280,12 @@ def predict(variables: Mapping[str, Any], images: jax.Array,
     precision: conv/dense precision (static); None = backend default.
     return_intermediates: add backbone/deconv/heatmap features (static).
     with_body_model: run IK + SMPL (static); False stops after the head.
+    backbone: registered backbone name (static), as in ``HybrIK.backbone``.
 
   Returns:
     The output dict of ``HybrIK.__call__`` (mmhuman3d keys).
   """
-  model = HybrIK(dtype=dtype, precision=precision)
+  model = HybrIK(dtype=dtype, precision=precision, backbone=backbone)
   return model.apply(variables, images, trans_inv, intrinsic_param,
                      joint_root, depth_factor, train=False,
                      return_intermediates=return_intermediates,

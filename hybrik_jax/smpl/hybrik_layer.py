@@ -1,7 +1,7 @@
 """HybrIK's SMPL layer: IK from a 29-joint skeleton, then skinning.
 
-Reproduces mmhuman3d 0.11.0 ``HybrIKSMPL.forward`` (see
-``shared/spec/mmhuman3d_hybrik_details.md`` §5):
+Reproduces mmhuman3d 0.11.0 ``HybrIKSMPL.forward``
+(``mmhuman3d/models/body_models/smpl.py``):
 
 1. v_shaped = v_template + shapedirs . betas; rest joints = J_regressor .
    v_shaped (24) + shaped vertices 411, 2445, 5905, 3216, 6617 (5 leaves).

@@ -1,8 +1,7 @@
 """HybrIK's twist-and-swing inverse kinematics (mmhuman3d 0.11.0 semantics).
 
 ``batch_inverse_kinematics_transform`` reproduces
-``mmhuman3d.models.utils.inverse_kinematics.batch_inverse_kinematics_transform``
-(see ``shared/spec/mmhuman3d_hybrik_details.md`` §4):
+``mmhuman3d.models.utils.inverse_kinematics.batch_inverse_kinematics_transform``:
 
 * eval (``train=False``): pelvis by Kabsch/SVD without reflection fix
   (identity where the entry-sum of S is 0); every non-leaf joint i swings the
@@ -246,6 +245,9 @@ def batch_inverse_kinematics_transform(
         use_orig = (diff > ADAPTIVE_THRESHOLD_M) & (pp_norm[:, cidx, 0] > 0)
         target = jnp.where(use_orig[..., None], orig, target)
       target = geometry.matvec3(geometry.transpose3(g_s), target)
+      # phis has one twist per non-root joint, [B, 23, 2] for joints 1..23
+      # of the 24 SMPL joints: joint j's twist is phis[:, j - 1] (the root's
+      # orientation is solved separately and has no twist angle).
       rot = geometry.matmul3(
           _swing(rest_vec, target),
           _twist(rest_vec, phis[:, sidx - 1]))

@@ -19,12 +19,13 @@ Formats read (the format is sniffed from the content, not the file name):
 
 Pickles are read only through
 :class:`hybrik_jax.safe_pickle.RestrictedUnpickler` with
-``encoding='latin1'``. Chumpy and scipy classes are replaced by local
-stand-ins that merely record their pickled state, from which plain numpy
-arrays are then computed: neither chumpy nor scipy has to be importable, and
-any global not on the allow-list (``os.system``, ``builtins.eval``, ...) is
-refused with :class:`~hybrik_jax.safe_pickle.UnsafePickleError` before
-anything is called.
+``encoding='latin1'`` and the allow-list of
+:func:`hybrik_jax.smpl.pickle_compat.allowed_globals`: chumpy and scipy
+classes are replaced by stand-ins that merely record their pickled state, from
+which :func:`hybrik_jax.smpl.pickle_compat.materialize` computes plain numpy
+arrays. Neither chumpy nor scipy has to be importable, and any global not on
+the allow-list (``os.system``, ``builtins.eval``, ...) is refused with
+:class:`~hybrik_jax.safe_pickle.UnsafePickleError` before anything is called.
 
 Units and layouts of the result: metres, +y up in the template;
 ``posedirs`` in smplx's [207, V*3] layout (see :class:`SMPLModel`).
@@ -43,8 +44,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybrik_jax.safe_pickle import RestrictedUnpickler, UnsafePickleError
-from hybrik_jax.smpl import tables
+from hybrik_jax.smpl import pickle_compat, tables
 from hybrik_jax.smpl.model import SMPLModel
+from hybrik_jax.smpl.pickle_compat import as_numeric
 
 __all__ = [
     "SMPLLoadError", "UnsafePickleError", "GENDERS", "load_model",
@@ -64,8 +66,6 @@ _REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor",
 
 # Limits guarding against corrupt or hostile files.
 _MAX_DECOMPRESSED_BYTES = 2 << 30   # 2 GiB for a gunzipped pickle.
-_MAX_DENSE_ELEMENTS = 1 << 27       # entries of a densified sparse matrix.
-_MAX_CHUMPY_DEPTH = 64
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -132,297 +132,6 @@ def resolve_model_file(path_or_dir: PathLike, gender: str = "neutral") -> Path:
 
 
 # ---------------------------------------------------------------------------
-# Stand-ins for chumpy / scipy.sparse objects and the pickle allow-list.
-
-
-class _PickledObject:
-  """Base of stand-ins: records what the pickle gives the object, runs nothing.
-
-  Subclasses are created afresh for every load (see :func:`_allow_list`), so a
-  hostile BUILD opcode that sets attributes on a stand-in class cannot leak
-  into later loads.
-  """
-  pickled_name = "?"
-
-  def __init__(self, *args, **kwargs):
-    self._args = args
-    self._kwargs = kwargs
-    self._state = None
-
-  def __setstate__(self, state):
-    self._state = state
-
-  def __repr__(self):
-    return f"<stand-in for {self.pickled_name}>"
-
-
-class _ChumpyObject(_PickledObject):
-  """Stand-in for a pickled chumpy node; its state holds its terms ('x')."""
-
-
-class _SparseMatrix(_PickledObject):
-  """Stand-in for a pickled ``scipy.sparse`` CSC / CSR matrix."""
-  sparse_format = "csc"
-
-
-# Chumpy classes whose value can be computed from their pickled terms.
-# Module paths are identical in old (Python 2) and new chumpy releases.
-_CHUMPY_CLASSES = (
-    ("chumpy.ch", "Ch"),
-    ("chumpy.reordering", "Select"),
-    ("chumpy.reordering", "transpose"),
-    ("chumpy.reordering", "Reshape"),
-    ("chumpy.reordering", "Concatenate"),
-    ("chumpy.ch_ops", "add"),
-    ("chumpy.ch_ops", "subtract"),
-    ("chumpy.ch_ops", "multiply"),
-    ("chumpy.ch_ops", "divide"),
-    ("chumpy.ch_ops", "dot"),
-)
-
-_SPARSE_CLASSES = (
-    ("scipy.sparse.csc", "csc_matrix", "csc"),
-    ("scipy.sparse._csc", "csc_matrix", "csc"),
-    ("scipy.sparse._csc", "csc_array", "csc"),
-    ("scipy.sparse.csr", "csr_matrix", "csr"),
-    ("scipy.sparse._csr", "csr_matrix", "csr"),
-    ("scipy.sparse._csr", "csr_array", "csr"),
-)
-
-
-def _numpy_multiarray():
-  try:
-    from numpy._core import multiarray  # numpy >= 2
-  except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray
-  return multiarray
-
-
-def _allow_list() -> dict[tuple[str, str], Any]:
-  """Builds the ``(module, name) -> object`` allow-list for one load.
-
-  Everything callable here is either an immutable numpy builtin or a fresh
-  closure / class that validates its arguments; nothing else can be named by a
-  pickle.
-  """
-  multiarray = _numpy_multiarray()
-  np_reconstruct = multiarray._reconstruct
-  np_scalar = multiarray.scalar
-
-  def make_dtype(obj, align=False, copy=False):
-    dtype = np.dtype(obj, bool(align), bool(copy))
-    if dtype.hasobject:
-      raise SMPLLoadError(f"object dtype {dtype!r} is not allowed in SMPL "
-                          "model files")
-    return dtype
-
-  def reconstruct(subtype, shape, dtype):
-    # numpy pickles every array as _reconstruct(ndarray, (0,), b'b') + BUILD.
-    if subtype is not np.ndarray or tuple(shape) != (0,):
-      raise SMPLLoadError(f"array reconstruction {subtype!r}, {shape!r} is "
-                          "not allowed")
-    return np_reconstruct(np.ndarray, (0,), dtype)
-
-  def scalar(dtype, data=None):
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-      raise SMPLLoadError(f"numpy scalar of dtype {dtype!r} is not allowed")
-    if isinstance(data, str):  # a Python-2 str read with encoding='latin1'
-      data = data.encode("latin-1")
-    if not isinstance(data, (bytes, bytearray)):
-      raise SMPLLoadError("numpy scalar without a byte buffer is not allowed")
-    return np_scalar(dtype, bytes(data))
-
-  def frombuffer(buf, dtype, shape, order):
-    # numpy's protocol-5 array reduction (pickle.dumps(..., protocol=5)).
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-      raise SMPLLoadError(f"array of dtype {dtype!r} is not allowed")
-    if order not in ("C", "F"):
-      raise SMPLLoadError(f"array order {order!r} is not allowed")
-    data = bytes(memoryview(buf))
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
-
-  def codecs_encode(obj, encoding="utf-8", errors="strict"):
-    # Python 3's protocol-2 encoding of bytes: _codecs.encode(str, 'latin1').
-    if not isinstance(obj, str) or encoding.lower().replace("-", "").replace(
-        "_", "") not in ("latin1", "iso88591", "l1"):
-      raise SMPLLoadError(
-          f"_codecs.encode is allowed for latin-1 strings only, got "
-          f"{type(obj).__name__} / {encoding!r}")
-    del errors  # latin-1 encodes every str code point below 256 strictly.
-    return obj.encode("latin-1")
-
-  def empty_bytes(*args):
-    # Python 3's protocol < 3 encoding of b'': __builtin__.bytes().
-    if args:
-      raise SMPLLoadError("bytes(...) is allowed without arguments only")
-    return b""
-
-  allowed: dict[tuple[str, str], Any] = {}
-  for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    allowed[(mod, "_reconstruct")] = reconstruct
-    allowed[(mod, "scalar")] = scalar
-  for mod in ("numpy.core.numeric", "numpy._core.numeric"):
-    allowed[(mod, "_frombuffer")] = frombuffer
-  allowed[("numpy", "ndarray")] = np.ndarray
-  allowed[("numpy", "dtype")] = make_dtype
-  allowed[("_codecs", "encode")] = codecs_encode
-  allowed[("__builtin__", "set")] = set
-  allowed[("__builtin__", "bytes")] = empty_bytes
-  allowed[("builtins", "bytes")] = empty_bytes
-  allowed[("builtins", "set")] = set
-  for mod, name in _CHUMPY_CLASSES:
-    allowed[(mod, name)] = type(
-        f"Chumpy_{name}", (_ChumpyObject,), {"pickled_name": f"{mod}.{name}"})
-  for mod, name, fmt in _SPARSE_CLASSES:
-    allowed[(mod, name)] = type(
-        f"Sparse_{name}", (_SparseMatrix,),
-        {"pickled_name": f"{mod}.{name}", "sparse_format": fmt})
-  return allowed
-
-
-# ---------------------------------------------------------------------------
-# Turning stand-ins into numpy arrays.
-
-
-def _as_numeric(value: Any, what: str) -> np.ndarray:
-  array = np.asarray(value)
-  if array.dtype.hasobject or not (np.issubdtype(array.dtype, np.number) or
-                                   array.dtype == np.bool_):
-    raise ValueError(f"{what} is not a numeric array (got "
-                     f"{type(value).__name__} of dtype {array.dtype})")
-  return array
-
-
-def _sparse_to_dense(obj: _SparseMatrix) -> np.ndarray:
-  """Densifies a pickled CSC / CSR matrix (duplicates summed, like scipy)."""
-  state = obj._state
-  if not isinstance(state, dict):
-    raise ValueError(f"{obj.pickled_name} has no dict state")
-  shape = state.get("_shape", state.get("shape"))
-  missing = [k for k in ("data", "indices", "indptr") if k not in state]
-  if shape is None:
-    missing.append("_shape")
-  if missing:
-    raise ValueError(f"{obj.pickled_name} state lacks {missing}")
-  shape = tuple(int(s) for s in shape)
-  if len(shape) != 2 or min(shape) < 0:
-    raise ValueError(f"{obj.pickled_name} has shape {shape}")
-  if shape[0] * shape[1] > _MAX_DENSE_ELEMENTS:
-    raise ValueError(f"{obj.pickled_name} of shape {shape} is too large to "
-                     "densify")
-  data = _as_numeric(state["data"], "data").reshape(-1)
-  indices = _as_numeric(state["indices"], "indices").reshape(-1)
-  indptr = _as_numeric(state["indptr"], "indptr").reshape(-1)
-  if obj.sparse_format == "csc":
-    n_major, n_minor = shape[1], shape[0]
-  else:
-    n_major, n_minor = shape[0], shape[1]
-  if not (np.issubdtype(indices.dtype, np.integer) and
-          np.issubdtype(indptr.dtype, np.integer)):
-    raise ValueError(f"{obj.pickled_name} has non-integer indices")
-  if indptr.shape != (n_major + 1,):
-    raise ValueError(f"{obj.pickled_name} of shape {shape} has indptr of "
-                     f"shape {indptr.shape}, expected ({n_major + 1},)")
-  nnz = int(indptr[-1])
-  if (indptr[0] != 0 or np.any(np.diff(indptr) < 0) or
-      nnz > min(indices.size, data.size)):
-    raise ValueError(f"{obj.pickled_name} has an inconsistent indptr")
-  indices = indices[:nnz].astype(np.int64)
-  if nnz and (indices.min() < 0 or indices.max() >= n_minor):
-    raise ValueError(f"{obj.pickled_name} has indices outside [0, {n_minor})")
-  major = np.repeat(np.arange(n_major), np.diff(indptr))
-  dense = np.zeros(shape, dtype=np.result_type(data.dtype, np.float64)
-                   if data.dtype.kind in "biu" else data.dtype)
-  if obj.sparse_format == "csc":
-    np.add.at(dense, (indices, major), data[:nnz])
-  else:
-    np.add.at(dense, (major, indices), data[:nnz])
-  return dense
-
-
-def _chumpy_value(obj: _ChumpyObject, depth: int = 0,
-                  active: Optional[set[int]] = None) -> np.ndarray:
-  """Computes the value (chumpy's ``.r``) of a pickled chumpy node."""
-  if depth > _MAX_CHUMPY_DEPTH:
-    raise ValueError("chumpy expression nested too deeply")
-  active = set() if active is None else active
-  if id(obj) in active:
-    raise ValueError(f"cyclic chumpy expression at {obj.pickled_name}")
-  state = obj._state
-  if not isinstance(state, dict):
-    raise ValueError(f"{obj.pickled_name} has no dict state (got "
-                     f"{type(state).__name__})")
-  active.add(id(obj))
-
-  def term(name):
-    if name not in state:
-      raise ValueError(f"{obj.pickled_name} state lacks term '{name}' (has "
-                       f"{sorted(map(str, state))})")
-    value = state[name]
-    if isinstance(value, _ChumpyObject):
-      return _chumpy_value(value, depth + 1, active)
-    if isinstance(value, _SparseMatrix):
-      return _sparse_to_dense(value)
-    return _as_numeric(value, f"{obj.pickled_name} term '{name}'")
-
-  name = obj.pickled_name.rsplit(".", 1)[-1]
-  if name == "Ch":
-    result = term("x")
-  elif name == "Select":
-    idxs = term("idxs")
-    if not np.issubdtype(idxs.dtype, np.integer):
-      raise ValueError("Select.idxs is not an integer array")
-    result = term("a").ravel()[idxs].copy()
-    if "preferred_shape" in state:
-      result = result.reshape(tuple(int(s) for s in state["preferred_shape"]))
-  elif name == "transpose":
-    axes = state.get("axes")
-    result = np.transpose(term("a"), None if axes is None else
-                          tuple(int(a) for a in axes))
-  elif name == "Reshape":
-    shape = state.get("newshape")
-    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s)
-                                                            for s in shape)
-    result = term("a").reshape(shape)
-  elif name == "Concatenate":
-    names = state.get("dterms")
-    if not isinstance(names, (list, tuple)) or not names:
-      raise ValueError("Concatenate has no 'dterms' list")
-    result = np.concatenate([term(str(n)) for n in names],
-                            axis=int(state.get("axis", 0)))
-  elif name == "add":
-    result = term("a") + term("b")
-  elif name == "subtract":
-    result = term("a") - term("b")
-  elif name == "multiply":
-    result = term("a") * term("b")
-  elif name == "divide":
-    result = term("x1") / term("x2")
-  elif name == "dot":
-    result = term("a").dot(term("b"))
-  else:  # pragma: no cover - the allow-list holds only the classes above.
-    raise ValueError(f"unsupported chumpy class {obj.pickled_name}")
-  active.discard(id(obj))
-  return np.asarray(result)
-
-
-def _materialize(value: Any, source: Path, key: str) -> Any:
-  """Replaces a chumpy / sparse stand-in by its numpy value; else returns it."""
-  try:
-    if isinstance(value, _ChumpyObject):
-      return _chumpy_value(value)
-    if isinstance(value, _SparseMatrix):
-      return _sparse_to_dense(value)
-  except SMPLLoadError:
-    raise
-  except Exception as e:  # noqa: BLE001 - any failure means a corrupt file.
-    raise SMPLLoadError(f"{source}: key '{key}': cannot read "
-                        f"{value.pickled_name} object ({type(e).__name__}: "
-                        f"{e})") from None
-  return value
-
-
-# ---------------------------------------------------------------------------
 # Reading files.
 
 
@@ -447,8 +156,9 @@ def _read_bytes(path: Path) -> bytes:
 
 def _unpickle(data: bytes, path: Path) -> dict[str, Any]:
   try:
-    obj = RestrictedUnpickler(io.BytesIO(data), _allow_list(), source=str(path),
-                              encoding="latin1").load()
+    obj = RestrictedUnpickler(io.BytesIO(data),
+                              pickle_compat.allowed_globals(SMPLLoadError),
+                              source=str(path), encoding="latin1").load()
   except UnsafePickleError:
     raise
   except SMPLLoadError as e:
@@ -479,6 +189,16 @@ def _read_model_file(path: Path) -> dict[str, Any]:
   if data[:4] == _ZIP_MAGIC:
     return _read_npz(data, path)
   return _unpickle(data, path)
+
+
+def _materialize(value: Any, source: Path, key: str) -> Any:
+  """Replaces a chumpy / sparse stand-in by its numpy value; else returns it."""
+  try:
+    return pickle_compat.materialize(value)
+  except Exception as e:  # noqa: BLE001 - any failure means a corrupt file.
+    raise SMPLLoadError(f"{source}: key '{key}': cannot read "
+                        f"{value.pickled_name} object ({type(e).__name__}: "
+                        f"{e})") from None
 
 
 def load_raw_dict(path_or_dir: PathLike, gender: str = "neutral"
@@ -513,7 +233,7 @@ def _get_array(raw: Mapping[str, Any], key: str, path: Path) -> np.ndarray:
                         f"{sorted(raw)})")
   value = _materialize(raw[key], path, key)
   try:
-    array = _as_numeric(value, f"key '{key}'")
+    array = as_numeric(value, f"key '{key}'")
   except ValueError as e:
     raise SMPLLoadError(f"{path}: {e}") from None
   return array
@@ -568,7 +288,7 @@ def _load_extra_regressor(extra, num_vertices: int, source: str
       raise SMPLLoadError(f"{path}: extra joint regressor must be a .npy "
                           "array, got an archive")
   try:
-    array = _as_numeric(extra, "extra joint regressor")
+    array = as_numeric(extra, "extra joint regressor")
   except ValueError as e:
     raise SMPLLoadError(f"{source}: {e}") from None
   _check_shape(array, (None, num_vertices), Path(source), "J_regressor_extra",

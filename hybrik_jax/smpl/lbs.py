@@ -114,7 +114,11 @@ def batch_rigid_transform(rot_mats: jax.Array, joints: jax.Array,
 
   Returns:
     posed_joints: [B, J, 3] translations of the global transforms.
-    rel_rot: [B, J, 3, 3] rotation part of the skinning transforms.
+    rel_rot: [B, J, 3, 3] the *global* rotations ``R_0 R_1 ... R_k`` along
+      each chain. Removing the rest joint location changes only the
+      translation of a skinning transform, so this is both the global
+      orientation of joint k and the rotation part of its skinning
+      transform (smplx's ``rel_transforms[..., :3, :3]``).
     rel_transl: [B, J, 3] translation part of the skinning transforms
       (the global transform with the rest joint location removed).
   """

@@ -111,10 +111,6 @@ class Checkpointer:
       self.manager.reload()
     return result
 
-  def wait(self) -> None:
-    """Blocks until pending async saves are committed."""
-    self.manager.wait_until_finished()
-
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
@@ -143,8 +139,8 @@ def load_inference_variables(path: str | Path, body_model=None) -> dict:
   Returns:
     {'params', 'batch_stats', 'constants'} with the H36M-regressor body model.
   """
-  from hybrik_jax.interop import convert  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.model import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.interop import convert
+  from hybrik_jax.model import hybrik as hybrik_model
   path = Path(path)
   if not path.exists():
     raise CheckpointNotFoundError(f"checkpoint {path} does not exist")
@@ -155,8 +151,9 @@ def load_inference_variables(path: str | Path, body_model=None) -> dict:
       if not npz.exists():
         raise CheckpointNotFoundError(
             f"{path}: no {convert.SMPL_NPZ} (the source checkpoint carried no "
-            "smpl.* buffers): pass a body model (--body-model)")
-      from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
+            "smpl.* buffers): call load_inference_variables(path, "
+            "body_model=hybrik_jax.smpl.load_model(...)) with an SMPL model")
+      from hybrik_jax import smpl
       body_model = smpl.load_model(npz)
     if "init_shape" not in variables.get("constants", {}):
       raise CheckpointNotFoundError(f"{path}: converted variables lack "

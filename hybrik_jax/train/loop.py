@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from hybrik_jax import builders
 from hybrik_jax.train import checkpointing
 from hybrik_jax.train import run_logging
 from hybrik_jax.train import state as train_state_lib
 from hybrik_jax.train import step as train_step_lib
-from hybrik_jax.model import hybrik as hybrik_model
 
 log = logging.getLogger(__name__)
 
@@ -32,67 +31,11 @@ class NonFiniteLossError(RuntimeError):
   """Raised when a step produced a NaN/inf loss or gradient."""
 
 
-PACKAGE_PREFIX = "package://"
-
-
-def data_path(config, rel: str) -> Path:
-  """Resolves a config path: absolute, ``package://NAME`` (a file shipped in
-  ``hybrik_jax/assets``), or relative to ``config.data.root``."""
-  if rel.startswith(PACKAGE_PREFIX):
-    from hybrik_jax import assets  # pylint: disable=g-import-not-at-top
-    return assets.ASSETS_DIR / rel[len(PACKAGE_PREFIX):]
-  p = Path(rel)
-  return p if p.is_absolute() else Path(config.data.root) / p
-
-
-def compute_dtype(config):
-  return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.model.dtype]
-
-
-def build_model(config) -> hybrik_model.HybrIK:
-  return hybrik_model.HybrIK(dtype=compute_dtype(config),
-                             dropout_rate=config.model.dropout)
-
-
-def load_body_model(config):
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
-  return smpl.load_model(data_path(config, config.body_model.path),
-                         gender=config.body_model.gender,
-                         extra_regressor=data_path(
-                             config, config.body_model.extra_regressor))
-
-
-def initial_variables(config, rng: jax.Array) -> dict:
-  """Random init + ImageNet backbone (if configured) + body model constants."""
-  variables = hybrik_model.init_variables(
-      rng, smpl_model=load_body_model(config),
-      init_shape=data_path(config, config.body_model.mean_beta),
-      image_size=config.model.image_size)
-  if config.model.backbone_init:
-    path = data_path(config, config.model.backbone_init)
-    if not path.exists():
-      raise FileNotFoundError(
-          f"backbone init file {path} (config.model.backbone_init) not found: "
-          "put torchvision's resnet34-b627a593.pth there, or train from "
-          "scratch with --config.model.backbone_init=''")
-    from hybrik_jax.interop import torch_format  # pylint: disable=g-import-not-at-top
-    from hybrik_jax.interop import weight_mapping  # pylint: disable=g-import-not-at-top
-    backbone = weight_mapping.torchvision_resnet34_to_backbone(
-        torch_format.load_torch_checkpoint(path))
-    variables["params"]["backbone"] = jax.tree.map(jnp.asarray,
-                                                   backbone["params"])
-    variables["batch_stats"]["backbone"] = jax.tree.map(
-        jnp.asarray, backbone["batch_stats"])
-    _say(f"initialised the backbone from {path}")
-  return variables
-
-
 def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   """Trains per ``config`` in ``workdir``; resumes if checkpoints exist.
 
   Returns a summary dict (steps, last validation metrics, wall time).
   """
-  from hybrik_jax.data import from_config  # pylint: disable=g-import-not-at-top
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   t_start = time.time()
@@ -101,18 +44,19 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   mesh = train_step_lib.make_mesh(jax.devices())
   global_batch = config.per_device_batch_size * jax.device_count()
 
-  train_loader, steps_per_epoch = from_config.make_train_loader(
-      config, global_batch)
+  seed = int(config.seed)
+  train_loader, steps_per_epoch = builders.make_train_loader(
+      config, global_batch, seed)
   total_steps = steps_per_epoch * config.num_epochs
   if config.max_steps > 0:
     total_steps = min(total_steps, config.max_steps)
 
-  tx, schedule = train_state_lib.make_optimizer(config, steps_per_epoch)
-  rng = jax.random.PRNGKey(config.seed)
+  tx, schedule = builders.make_optimizer(config, steps_per_epoch)
+  rng = jax.random.PRNGKey(seed)
   init_rng, state_rng = jax.random.split(rng)
-  model = build_model(config)
+  model = builders.build_model(config)
   state = train_state_lib.TrainState.create(
-      initial_variables(config, init_rng), tx, state_rng)
+      builders.initial_variables(config, model, init_rng), tx, state_rng)
 
   ckpt = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints,
                                     async_save=config.async_checkpointing)
@@ -126,16 +70,15 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   start_step = int(jax.device_get(state.step))
 
   step_fn = train_step_lib.make_train_step(model, mesh,
-                                           dict(config.loss_weights))
+                                           builders.loss_weights(config))
   writer = run_logging.MetricWriter(workdir, enabled=is_main)
   val_fn = (_make_validation(config, model)
-            if config.data.get("val") and config.eval_every_epochs > 0
-            else None)
+            if config.eval_every_epochs > 0 else None)
   val_metrics: dict[str, float] = {}
   if is_main:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
 
-  if val_fn is not None and start_step == 0 and config.get("eval_at_start"):
+  if val_fn is not None and start_step == 0 and config.eval_at_start:
     val_metrics = val_fn(state)
     writer.write(0, {f"val/{k}": v for k, v in val_metrics.items()})
     _say("step 0 (before training): " + ", ".join(
@@ -227,11 +170,13 @@ def _check_finite(step: int, metrics) -> None:
 
 def _make_validation(config, model):
   """Returns ``fn(state) -> {'MPJPE', 'PA-MPJPE'}`` on ``config.data.val``."""
-  from hybrik_jax.eval import protocol as evaluation  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.eval import protocol
+  val = config.data.val
 
   def run(state) -> dict[str, float]:
     variables = jax.device_get(state.variables)
-    return evaluation.evaluate_dataset(config, variables, config.data.val,
-                                       model=model)["metrics"]
+    return protocol.evaluate_dataset(
+        variables, builders.make_eval_data(config, val), model=model
+    )["metrics"]
 
   return run

@@ -1,7 +1,8 @@
 """HybrIK training losses, equal to mmhuman3d's ``HybrIK_trainer.compute_losses``.
 
-All four terms follow mmhuman3d 0.11.0 with the loss weights of
-``resnet34_hybrik_mixed.py`` (beta 1, theta 0.01, twist 0.2, uvd 1):
+All four terms follow mmhuman3d 0.11.0; the weights ``w_*`` come from the
+config (``config.loss_weights``; ``configs/mixed.py`` holds the recipe's beta
+1, theta 0.01, twist 0.2, uvd 1):
 
 * ``loss_beta``  = w_beta  * mean((pred_shape*w_s - target_beta*w_s)^2)
 * ``loss_theta`` = w_theta * mean((q(pred_pose)*w_s*w_t - target_theta*w_s*w_t)^2)
@@ -20,7 +21,8 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 
-DEFAULT_LOSS_WEIGHTS = {"beta": 1.0, "theta": 0.01, "twist": 0.2, "uvd": 1.0}
+# The weighted terms; ``compute_losses`` needs one weight for each.
+LOSS_TERMS = ("beta", "theta", "twist", "uvd")
 
 
 def _sqrt_positive_part(x: jax.Array) -> jax.Array:
@@ -71,8 +73,7 @@ def weighted_l1(pred: jax.Array, target: jax.Array, weight: jax.Array,
 
 def compute_losses(predictions: Mapping[str, jax.Array],
                    targets: Mapping[str, jax.Array],
-                   weights: Mapping[str, float] | None = None
-                   ) -> dict[str, jax.Array]:
+                   weights: Mapping[str, float]) -> dict[str, jax.Array]:
   """The four HybrIK loss terms, already multiplied by their loss weights.
 
   Args:
@@ -83,14 +84,17 @@ def compute_losses(predictions: Mapping[str, jax.Array],
       ``target_theta [B, 96]`` (quaternions w-first), ``target_theta_weight
       [B, 96]``, ``target_twist [B, 23, 2]``, ``target_twist_weight [B, 23,
       2]``, ``target_uvd_29 [B, 87]``, ``target_weight_29 [B, 87]``.
-    weights: loss weights keyed ``beta/theta/twist/uvd``; defaults to the
-      mmhuman3d config (1, 0.01, 0.2, 1).
+    weights: loss weights keyed ``beta/theta/twist/uvd`` (``LOSS_TERMS``),
+      e.g. ``dict(config.loss_weights)``.
 
   Returns:
     dict with scalar ``loss_beta``, ``loss_theta``, ``loss_twist``,
     ``loss_uvd`` and their sum ``loss``.
   """
-  w = dict(DEFAULT_LOSS_WEIGHTS if weights is None else weights)
+  if set(weights) != set(LOSS_TERMS):
+    raise ValueError(f"loss weights must be keyed {LOSS_TERMS}, got "
+                     f"{tuple(sorted(weights))}")
+  w = dict(weights)
   smpl_w = targets["target_smpl_weight"]  # [B, 1]
   batch = predictions["pred_pose"].shape[0]
 

@@ -1,8 +1,8 @@
-"""Training state and optimiser (mmhuman3d: Adam, step decay by epoch)."""
+"""The training state: everything a train step reads and writes, as a pytree."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -46,29 +46,3 @@ class TrainState:
   def variables(self) -> dict:
     return {"params": self.params, "batch_stats": self.batch_stats,
             "constants": self.constants}
-
-
-def step_decay_schedule(base_lr: float, steps_per_epoch: int,
-                        decay_epochs: Sequence[int],
-                        decay_factor: float) -> optax.Schedule:
-  """mmcv ``StepLrUpdaterHook`` by epoch: lr x ``decay_factor`` at each epoch
-  in ``decay_epochs`` (e.g. 1e-3 for epochs 0-179, 1e-4 to 239, then 1e-5)."""
-  boundaries = {int(e) * int(steps_per_epoch): float(decay_factor)
-                for e in decay_epochs}
-  return optax.piecewise_constant_schedule(base_lr, boundaries)
-
-
-def make_optimizer(config, steps_per_epoch: int
-                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """PyTorch-equivalent Adam (eps added to sqrt(v_hat)), no clipping."""
-  opt = config.optimizer
-  schedule = step_decay_schedule(opt.lr, steps_per_epoch,
-                                 config.lr_schedule.decay_epochs,
-                                 config.lr_schedule.decay_factor)
-  if opt.weight_decay:
-    # torch Adam's weight_decay is L2 added to the gradient (not AdamW).
-    tx = optax.chain(optax.add_decayed_weights(opt.weight_decay),
-                     optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps))
-  else:
-    tx = optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
-  return tx, schedule

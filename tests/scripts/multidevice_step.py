@@ -9,21 +9,21 @@ import sys
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8")
 
-import json  # pylint: disable=g-import-not-at-top,g-bad-import-order
+import json
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 
-from conftest import FIXTURES, SMPL_DIR, golden_train_batch, gunzip_to  # pylint: disable=g-import-not-at-top
-from hybrik_jax import smpl
+from helpers import (FIXTURES, golden_train_batch, load_synthetic_body,
+                     recipe_config)
+from hybrik_jax import builders
 from hybrik_jax.train import losses
 from hybrik_jax.train import state as train_state
 from hybrik_jax.train import step as train_step
@@ -35,18 +35,12 @@ N_DEV = 8
 
 def main():
   assert jax.device_count() == N_DEV, jax.devices()
-  tmp = Path(sys.argv[1])
-  body = smpl.load_model(
-      gunzip_to(SMPL_DIR / "SMPL_NEUTRAL.pkl.gz", tmp / "SMPL_NEUTRAL.pkl"),
-      extra_regressor=FIXTURES / "J_regressor_h36m.npy")
+  body = load_synthetic_body()
   variables = hybrik_model.init_variables(
       jax.random.PRNGKey(0), body, FIXTURES / "h36m_mean_beta.npy",
       image_size=IMAGE)
-  cfg = ml_collections.ConfigDict({
-      "optimizer": dict(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8,
-                        weight_decay=0.0),
-      "lr_schedule": dict(decay_epochs=(180, 240), decay_factor=0.1)})
-  tx, _ = train_state.make_optimizer(cfg, steps_per_epoch=100)
+  cfg = recipe_config()
+  tx, _ = builders.make_optimizer(cfg, steps_per_epoch=100)
   state0 = train_state.TrainState.create(variables, tx, jax.random.PRNGKey(7))
 
   # A global batch of 16 (2 per device) from the golden loss inputs, with a
@@ -61,7 +55,7 @@ def main():
 
   model = hybrik_model.HybrIK()
   mesh = train_step.make_mesh()
-  step = train_step.make_train_step(model, mesh)
+  step = train_step.make_train_step(model, mesh, builders.loss_weights(cfg))
   t = time.time()
   # The step donates its input state: give it a copy.
   new_state, metrics = step(
@@ -82,7 +76,7 @@ def main():
            "constants": state0.constants},
           *(b[k] for k in train_step.MODEL_INPUT_KEYS), train=True,
           mutable=["batch_stats"], rngs={"dropout": rng})
-      terms = losses.compute_losses(out, b)
+      terms = losses.compute_losses(out, b, builders.loss_weights(cfg))
       return terms["loss"], (terms, mut["batch_stats"])
     return jax.grad(loss_fn, has_aux=True)(params)
 

@@ -1,0 +1,27 @@
+"""Backbone registry: ``config.model.backbone`` name -> Flax module class.
+
+A backbone maps ``[B, H, W, 3]`` normalised RGB (NHWC) to a ``[B, H/32,
+W/32, C]`` feature map; the head infers ``C``. Every class takes ``dtype``
+and ``precision`` attributes and ``__call__(images, train)``. Add a backbone
+by writing its module and one line here (its PyTorch weight mapping, if
+any, goes in ``hybrik_jax/interop/weight_mapping.py``).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+
+from hybrik_jax.model import resnet
+
+BACKBONES: dict[str, type[nn.Module]] = {
+    "resnet34": resnet.ResNet34,
+}
+
+
+def get_backbone(name: str) -> type[nn.Module]:
+  """The backbone class registered as ``name``."""
+  try:
+    return BACKBONES[name]
+  except KeyError:
+    raise ValueError(f"unknown backbone {name!r}; registered: "
+                     f"{sorted(BACKBONES)}") from None
