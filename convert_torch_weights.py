@@ -23,15 +23,22 @@ from hybrik_jax import cli
 
 
 def define_flags(fv: flags.FlagValues) -> None:
-  flags.DEFINE_bool("overwrite", False,
-                    "Replace OUT_DIR if it exists and is not empty.",
-                    flag_values=fv)
-  flags.DEFINE_bool("torchvision", False,
-                    "The input is torchvision's ImageNet ResNet-34 "
-                    "state_dict: convert it as backbone initialisation.",
-                    flag_values=fv)
-  flags.DEFINE_bool("verbose", False, "Print full error messages.",
-                    flag_values=fv)
+  flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace OUT_DIR if it exists and is not empty.",
+    flag_values=fv,
+  )
+  flags.DEFINE_bool(
+    "torchvision",
+    False,
+    "The input is torchvision's ImageNet ResNet-34 "
+    "state_dict: convert it as backbone initialisation.",
+    flag_values=fv,
+  )
+  flags.DEFINE_bool(
+    "verbose", False, "Print full error messages.", flag_values=fv
+  )
 
 
 def _one_line(message: str) -> str:
@@ -48,26 +55,37 @@ def _one_line(message: str) -> str:
 
 def main(argv=None) -> int:
   fv, (checkpoint, out_dir) = cli.parse(
-      define_flags, argv, "python convert_torch_weights.py CKPT.pth OUT_DIR",
-      __doc__, num_positional=2)
+    define_flags,
+    argv,
+    "python convert_torch_weights.py CKPT.pth OUT_DIR",
+    __doc__,
+    num_positional=2,
+  )
   # Imported here so that --help is instant.
-  from hybrik_jax.interop import convert
   from hybrik_jax import safe_pickle
-  from hybrik_jax.interop import torch_format
-  errors = (convert.ConversionError, torch_format.CheckpointFormatError,
-            safe_pickle.UnsafePickleError, OSError)
+  from hybrik_jax.interop import convert, torch_format
+
+  errors = (
+    convert.ConversionError,
+    torch_format.CheckpointFormatError,
+    safe_pickle.UnsafePickleError,
+    OSError,
+  )
   try:
     from hybrik_jax.interop import weight_mapping
+
     errors += (weight_mapping.WeightMappingError,)
   except ImportError:
     pass
   try:
     if fv.torchvision:
       report = convert.convert_torchvision_resnet34(
-          checkpoint, out_dir, overwrite=fv.overwrite)
+        checkpoint, out_dir, overwrite=fv.overwrite
+      )
     else:
       report = convert.convert_checkpoint(
-          checkpoint, out_dir, overwrite=fv.overwrite)
+        checkpoint, out_dir, overwrite=fv.overwrite
+      )
   except errors as e:
     message = str(e) if fv.verbose else _one_line(e)
     if isinstance(e, OSError) and e.filename and str(e.filename) not in message:
@@ -77,21 +95,31 @@ def main(argv=None) -> int:
 
   tensors = report["tensors"]
   variables = report["variables"]
-  print(f"converted {report['source']['file']} "
-        f"(sha256 {report['source']['sha256'][:12]}) -> {out_dir}")
-  print(f"  tensors: {tensors['total']} total, {tensors['mapped']} mapped, "
-        f"{tensors['ignored']} ignored")
-  print(f"  variables: {variables['arrays']} arrays, "
-        f"{variables['params']:,} trainable parameters, "
-        f"{variables['scalars']:,} values in all")
+  print(
+    f"converted {report['source']['file']} "
+    f"(sha256 {report['source']['sha256'][:12]}) -> {out_dir}"
+  )
+  print(
+    f"  tensors: {tensors['total']} total, {tensors['mapped']} mapped, "
+    f"{tensors['ignored']} ignored"
+  )
+  print(
+    f"  variables: {variables['arrays']} arrays, "
+    f"{variables['params']:,} trainable parameters, "
+    f"{variables['scalars']:,} values in all"
+  )
   meta = report.get("meta") or {}
   if meta:
-    print("  meta: " + ", ".join(f"{k}={v}" for k, v in sorted(meta.items())
-                                 if k != "time"))
+    print(
+      "  meta: "
+      + ", ".join(f"{k}={v}" for k, v in sorted(meta.items()) if k != "time")
+    )
   smpl = report.get("smpl_neutral")
   if smpl:
-    print(f"  SMPL: {smpl['file']} ({smpl['num_vertices']} vertices, "
-          f"{smpl['num_faces']} faces)")
+    print(
+      f"  SMPL: {smpl['file']} ({smpl['num_vertices']} vertices, "
+      f"{smpl['num_faces']} faces)"
+    )
   elif not fv.torchvision:
     print("  SMPL: no smpl.* buffers in the checkpoint (none written)")
   return 0

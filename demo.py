@@ -28,34 +28,58 @@ from hybrik_jax import cli
 
 
 def define_flags(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string("checkpoint", None,
-                      "Converted checkpoint folder, training run directory "
-                      "or step folder.", flag_values=fv)
-  flags.DEFINE_string("input", None,
-                      "Image file, folder of images, or video (.mp4/.avi).",
-                      flag_values=fv)
-  flags.DEFINE_string("bbox", None, "Person box X,Y,W,H in pixels "
-                      "(default: the whole image).", flag_values=fv)
-  flags.DEFINE_string("bbox_file", None, "JSON {name_or_frame: [x,y,w,h]} "
-                      "or text lines 'name x y w h'.", flag_values=fv)
+  flags.DEFINE_string(
+    "checkpoint",
+    None,
+    "Converted checkpoint folder, training run directory or step folder.",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "input",
+    None,
+    "Image file, folder of images, or video (.mp4/.avi).",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "bbox",
+    None,
+    "Person box X,Y,W,H in pixels (default: the whole image).",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "bbox_file",
+    None,
+    "JSON {name_or_frame: [x,y,w,h]} or text lines 'name x y w h'.",
+    flag_values=fv,
+  )
   flags.DEFINE_string("out", "runs/demo", "Output folder.", flag_values=fv)
-  flags.DEFINE_float("focal", None,
-                     "Focal length in pixels (default max(H, W)).",
-                     flag_values=fv)
-  flags.DEFINE_integer("image_size", None,
-                       "Network input size (default: the checkpoint's "
-                       "training size, 256 for converted checkpoints).",
-                       flag_values=fv)
-  flags.DEFINE_integer("batch_size", 8, "Images per jitted call.",
-                       flag_values=fv)
-  flags.DEFINE_float("person_height", 1.7,
-                     "Metres spanned by the longer box side, for the root "
-                     "depth prior.", flag_values=fv)
-  flags.DEFINE_enum("placement", "fit", ["fit", "bbox"],
-                    "Pelvis position: 2D reprojection fit, or the box depth "
-                    "prior.", flag_values=fv)
-  flags.DEFINE_bool("no_progress", False, "Hide progress bars.",
-                    flag_values=fv)
+  flags.DEFINE_float(
+    "focal", None, "Focal length in pixels (default max(H, W)).", flag_values=fv
+  )
+  flags.DEFINE_integer(
+    "image_size",
+    None,
+    "Network input size (default: the checkpoint's "
+    "training size, 256 for converted checkpoints).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "batch_size", 8, "Images per jitted call.", flag_values=fv
+  )
+  flags.DEFINE_float(
+    "person_height",
+    1.7,
+    "Metres spanned by the longer box side, for the root depth prior.",
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "placement",
+    "fit",
+    ["fit", "bbox"],
+    "Pelvis position: 2D reprojection fit, or the box depth prior.",
+    flag_values=fv,
+  )
+  flags.DEFINE_bool("no_progress", False, "Hide progress bars.", flag_values=fv)
   flags.mark_flags_as_required(["checkpoint", "input"], flag_values=fv)
 
 
@@ -66,21 +90,31 @@ def main(argv=None) -> int:
     logging.getLogger(name).setLevel(logging.ERROR)
   from hybrik_jax.demo import inputs as demo_inputs
   from hybrik_jax.demo import run as demo_run
+
   start = time.perf_counter()
   try:
     result = demo_run.run(
-        args.checkpoint, args.input, out_dir=args.out, bbox=args.bbox,
-        bbox_file=args.bbox_file, focal=args.focal,
-        image_size=args.image_size, batch_size=args.batch_size,
-        person_height_m=args.person_height, placement=args.placement,
-        progress=not args.no_progress)
+      args.checkpoint,
+      args.input,
+      out_dir=args.out,
+      bbox=args.bbox,
+      bbox_file=args.bbox_file,
+      focal=args.focal,
+      image_size=args.image_size,
+      batch_size=args.batch_size,
+      person_height_m=args.person_height,
+      placement=args.placement,
+      progress=not args.no_progress,
+    )
   except demo_inputs.DemoError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   seconds = time.perf_counter() - start
-  print(f"{result['kind']}: {result['num_images']} "
-        f"{'frame' if result['kind'] == 'video' else 'image'}(s) in "
-        f"{seconds:.1f} s; wrote {len(result['outputs'])} files to {args.out}")
+  print(
+    f"{result['kind']}: {result['num_images']} "
+    f"{'frame' if result['kind'] == 'video' else 'image'}(s) in "
+    f"{seconds:.1f} s; wrote {len(result['outputs'])} files to {args.out}"
+  )
   for path in result["outputs"][:6]:
     print(f"  {path}")
   if len(result["outputs"]) > 6:

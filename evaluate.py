@@ -29,27 +29,47 @@ from hybrik_jax import cli
 
 def define_flags(fv: flags.FlagValues) -> None:
   cli.define_config_file(
-      fv, "Config file (data root, image size, body model, test set).",
-      lock_config=False)
+    fv,
+    "Config file (data root, image size, body model, test set).",
+    lock_config=False,
+  )
   flags.DEFINE_string(
-      "checkpoint", None,
-      "Converted checkpoint folder, training run directory, or step folder.",
-      flag_values=fv)
-  flags.DEFINE_string("data", None, "HumanData test npz (optional).",
-                      flag_values=fv)
+    "checkpoint",
+    None,
+    "Converted checkpoint folder, training run directory, or step folder.",
+    flag_values=fv,
+  )
   flags.DEFINE_string(
-      "image_root", None, "Folder the --data image paths are relative to "
-      "(default: the npz's folder).", flag_values=fv)
-  flags.DEFINE_enum("dataset_name", None, ["pw3d", "h36m", "mpi_inf_3dhp"],
-                    "Protocol for --data (default: the config's test set's).",
-                    flag_values=fv)
-  flags.DEFINE_list("metrics", ["pa-mpjpe", "mpjpe"],
-                    "mmhuman3d metric names: pa-mpjpe, mpjpe, pve, 3dpck, "
-                    "pa-3dpck, 3dauc, pa-3dauc.", flag_values=fv)
+    "data", None, "HumanData test npz (optional).", flag_values=fv
+  )
+  flags.DEFINE_string(
+    "image_root",
+    None,
+    "Folder the --data image paths are relative to "
+    "(default: the npz's folder).",
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "dataset_name",
+    None,
+    ["pw3d", "h36m", "mpi_inf_3dhp"],
+    "Protocol for --data (default: the config's test set's).",
+    flag_values=fv,
+  )
+  flags.DEFINE_list(
+    "metrics",
+    ["pa-mpjpe", "mpjpe"],
+    "mmhuman3d metric names: pa-mpjpe, mpjpe, pve, 3dpck, "
+    "pa-3dpck, 3dauc, pa-3dauc.",
+    flag_values=fv,
+  )
   flags.DEFINE_string("out", None, "Output folder.", flag_values=fv)
-  flags.DEFINE_integer("batch_size", None,
-                       "Evaluation batch size (config.data.eval_batch_size).",
-                       flag_values=fv)
+  flags.DEFINE_integer(
+    "batch_size",
+    None,
+    "Evaluation batch size (config.data.eval_batch_size).",
+    flag_values=fv,
+  )
   flags.mark_flags_as_required(["config", "checkpoint"], flag_values=fv)
 
 
@@ -61,8 +81,10 @@ def _fail(msg: str) -> int:
 def main(argv=None) -> int:
   fv, _ = cli.parse(define_flags, argv, "python evaluate.py", __doc__, xla=True)
   from absl import logging as absl_logging
+
   absl_logging.set_verbosity(absl_logging.WARNING)
   import numpy as np
+
   from hybrik_jax import builders
   from hybrik_jax.eval import protocol
   from hybrik_jax.train import checkpointing
@@ -88,24 +110,36 @@ def main(argv=None) -> int:
     return _fail(str(e))
   try:
     result = protocol.evaluate_dataset(
-        variables, builders.make_eval_data(config, ds),
-        model=builders.build_model(config), metric_names=fv.metrics)
+      variables,
+      builders.make_eval_data(config, ds),
+      model=builders.build_model(config),
+      metric_names=fv.metrics,
+    )
   except (FileNotFoundError, ValueError) as e:
     return _fail(str(e))
 
   out = Path(fv.out or Path(fv.checkpoint) / f"eval_{ds.name}")
   out.mkdir(parents=True, exist_ok=True)
-  report = {"checkpoint": os.path.abspath(fv.checkpoint),
-            "dataset": ds.name, "dataset_name": result["dataset_name"],
-            "ann_file": str(ds.ann_file), "num_samples": result["num_samples"],
-            "metrics_mm": result["metrics"]}
+  report = {
+    "checkpoint": os.path.abspath(fv.checkpoint),
+    "dataset": ds.name,
+    "dataset_name": result["dataset_name"],
+    "ann_file": str(ds.ann_file),
+    "num_samples": result["num_samples"],
+    "metrics_mm": result["metrics"],
+  }
   (out / "metrics.json").write_text(json.dumps(report, indent=2))
-  np.savez(out / "per_sample.npz", **result["per_sample"],
-           **{f"pred_{k}": v for k, v in result["predictions"].items()})
+  np.savez(
+    out / "per_sample.npz",
+    **result["per_sample"],
+    **{f"pred_{k}": v for k, v in result["predictions"].items()},
+  )
 
   width = max(len(k) for k in result["metrics"])
-  print(f"\n{ds.name} ({result['dataset_name']} protocol), "
-        f"{result['num_samples']} samples")
+  print(
+    f"\n{ds.name} ({result['dataset_name']} protocol), "
+    f"{result['num_samples']} samples"
+  )
   print(f"{'metric':<{width}}  value")
   for k, v in result["metrics"].items():
     unit = "%" if "PCK" in k or "AUC" in k else "mm"

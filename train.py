@@ -23,16 +23,23 @@ from hybrik_jax import cli
 
 def define_flags(fv: flags.FlagValues) -> None:
   cli.define_config_file(
-      fv, "Training config file (a Python file with get_config()).")
-  flags.DEFINE_string("workdir", None, "Run directory (created; resumed).",
-                      flag_values=fv)
+    fv, "Training config file (a Python file with get_config())."
+  )
   flags.DEFINE_string(
-      "jax_cache_dir", os.path.expanduser("~/.cache/hybrik_jax/xla"),
-      "Persistent XLA compilation cache ('' disables).", flag_values=fv)
+    "workdir", None, "Run directory (created; resumed).", flag_values=fv
+  )
+  flags.DEFINE_string(
+    "jax_cache_dir",
+    os.path.expanduser("~/.cache/hybrik_jax/xla"),
+    "Persistent XLA compilation cache ('' disables).",
+    flag_values=fv,
+  )
   flags.DEFINE_bool(
-      "distributed", False,
-      "Call jax.distributed.initialize() (multi-host TPU/GPU launches).",
-      flag_values=fv)
+    "distributed",
+    False,
+    "Call jax.distributed.initialize() (multi-host TPU/GPU launches).",
+    flag_values=fv,
+  )
   flags.mark_flags_as_required(["config", "workdir"], flag_values=fv)
 
 
@@ -40,10 +47,12 @@ def main(argv=None) -> int:
   fv, _ = cli.parse(define_flags, argv, "python train.py", __doc__, xla=True)
   import jax
   from absl import logging as absl_logging
+
   if fv.distributed:
     jax.distributed.initialize()
-  logging.basicConfig(level=logging.INFO,
-                      format="%(asctime)s %(levelname)s %(message)s")
+  logging.basicConfig(
+    level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+  )
   # orbax/absl INFO lines drown the progress bar; keep warnings.
   absl_logging.set_verbosity(absl_logging.WARNING)
   if fv.jax_cache_dir:
@@ -51,10 +60,14 @@ def main(argv=None) -> int:
     jax.config.update("jax_compilation_cache_dir", fv.jax_cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   from hybrik_jax.train import loop
+
   if jax.process_index() == 0:
-    print(f"JAX {jax.__version__}: {jax.process_count()} process(es), "
-          f"{jax.local_device_count()} local / {jax.device_count()} global "
-          f"{jax.devices()[0].platform} device(s)", flush=True)
+    print(
+      f"JAX {jax.__version__}: {jax.process_count()} process(es), "
+      f"{jax.local_device_count()} local / {jax.device_count()} global "
+      f"{jax.devices()[0].platform} device(s)",
+      flush=True,
+    )
   try:
     summary = loop.train_and_evaluate(fv.config, fv.workdir)
   except (loop.NonFiniteLossError, FileNotFoundError) as e:
@@ -62,8 +75,11 @@ def main(argv=None) -> int:
     return 1
   if jax.process_index() == 0:
     val = ", ".join(f"{k} {v:.1f} mm" for k, v in summary["val"].items())
-    print(f"done: {summary['steps']} steps in {summary['wall_s']:.0f} s"
-          + (f"; validation {val}" if val else ""), flush=True)
+    print(
+      f"done: {summary['steps']} steps in {summary['wall_s']:.0f} s"
+      + (f"; validation {val}" if val else ""),
+      flush=True,
+    )
   return 0
 
 

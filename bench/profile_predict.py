@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_body
 import run_all
+
 from hybrik_jax import cli
 from hybrik_jax.model import hybrik as hybrik_model
 from hybrik_jax.model.head import HybrIKHead
@@ -43,53 +44,66 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def main(argv=None):
-  args, _ = cli.parse(define_flags, argv, "python bench/profile_predict.py",
-                      __doc__, xla=True)
+  args, _ = cli.parse(
+    define_flags, argv, "python bench/profile_predict.py", __doc__, xla=True
+  )
   b = args.batch
   variables = jax.device_put(run_all._variables())  # pylint: disable=protected-access
-  images = jnp.asarray(np.random.default_rng(0).normal(size=(b, 256, 256, 3)),
-                       jnp.float32)
+  images = jnp.asarray(
+    np.random.default_rng(0).normal(size=(b, 256, 256, 3)), jnp.float32
+  )
   camera = run_all._camera(b)  # pylint: disable=protected-access
 
   backbone, head = ResNet34(), HybrIKHead()
-  bb_vars = {"params": variables["params"]["backbone"],
-             "batch_stats": variables["batch_stats"]["backbone"]}
-  head_vars = {"params": variables["params"]["head"],
-               "batch_stats": variables["batch_stats"]["head"]}
+  bb_vars = {
+    "params": variables["params"]["backbone"],
+    "batch_stats": variables["batch_stats"]["backbone"],
+  }
+  head_vars = {
+    "params": variables["params"]["head"],
+    "batch_stats": variables["batch_stats"]["head"],
+  }
   init_shape = variables["constants"]["init_shape"]
   run_backbone = jax.jit(backbone.apply)
   feature = run_backbone(bb_vars, images)  # [B, 8, 8, 512]
   run_deconvs = jax.jit(
-      lambda v, f: head.apply(v, f, init_shape)["deconv_features"])
-  run_head = jax.jit(lambda v, f: {
-      k: o for k, o in head.apply(v, f, init_shape).items()
-      if k in ("pred_uvd_jts_29", "pred_shape", "pred_phi")})
+    lambda v, f: head.apply(v, f, init_shape)["deconv_features"]
+  )
+  run_head = jax.jit(
+    lambda v, f: {
+      k: o
+      for k, o in head.apply(v, f, init_shape).items()
+      if k in ("pred_uvd_jts_29", "pred_shape", "pred_phi")
+    }
+  )
   h = run_head(head_vars, feature)
-  body = hybrik_model.body_model_from_constants(
-      variables["constants"]["smpl"])
+  body = hybrik_model.body_model_from_constants(variables["constants"]["smpl"])
 
   def body_stage(body, uvd, shape, phi, trans_inv, kinv, root, depth):
     xyz = hybrik_model.uvd_to_cam(uvd, trans_inv, kinv, root, depth)
     xyz = xyz - xyz[:, :1]
-    return hybrik_smpl.hybrik_forward(body, xyz * hybrik_model.DEPTH_BOX_M,
-                                      shape, phi)
+    return hybrik_smpl.hybrik_forward(
+      body, xyz * hybrik_model.DEPTH_BOX_M, shape, phi
+    )
 
   run_body = jax.jit(body_stage)
   full_args = [variables, np.asarray(images), *camera]
 
   stages = [
-      ("backbone (ResNet-34)", run_backbone, [bb_vars, images]),
-      ("head: 3 transposed convs + BN/ReLU", run_deconvs,
-       [head_vars, feature]),
-      ("head: all (+1x1 conv, soft-argmax, fc)", run_head,
-       [head_vars, feature]),
-      ("uvd->camera + IK + SMPL", run_body,
-       [body, h["pred_uvd_jts_29"], h["pred_shape"], h["pred_phi"],
-        *camera]),
-      ("predict (end to end)", hybrik_model.predict, full_args),
+    ("backbone (ResNet-34)", run_backbone, [bb_vars, images]),
+    ("head: 3 transposed convs + BN/ReLU", run_deconvs, [head_vars, feature]),
+    ("head: all (+1x1 conv, soft-argmax, fc)", run_head, [head_vars, feature]),
+    (
+      "uvd->camera + IK + SMPL",
+      run_body,
+      [body, h["pred_uvd_jts_29"], h["pred_shape"], h["pred_phi"], *camera],
+    ),
+    ("predict (end to end)", hybrik_model.predict, full_args),
   ]
-  print(f"# predict stages at batch {b}, jax {jax.__version__} "
-        f"({jax.default_backend()}), {args.repeats} calls each")
+  print(
+    f"# predict stages at batch {b}, jax {jax.__version__} "
+    f"({jax.default_backend()}), {args.repeats} calls each"
+  )
   print("| stage | median ms | best ms |")
   print("|---|---|---|")
   for name, fn, fn_args in stages:
@@ -97,8 +111,10 @@ def main(argv=None):
     print(f"| {name} | {med:.1f} | {best:.1f} |", flush=True)
 
   pixels = b * 64 * 64
-  print(f"# final 1x1 conv: {2 * pixels * 256 * 1856 / 1e9:.2f} GFLOP; "
-        f"last transposed conv: {2 * pixels * 256 * 256 * 4 / 1e9:.2f} GFLOP")
+  print(
+    f"# final 1x1 conv: {2 * pixels * 256 * 1856 / 1e9:.2f} GFLOP; "
+    f"last transposed conv: {2 * pixels * 256 * 256 * 4 / 1e9:.2f} GFLOP"
+  )
   before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
   for _ in range(10):
     jax.block_until_ready(hybrik_model.predict(*full_args))

@@ -30,10 +30,10 @@ def dataset(name, ann_file, image_root, weight=None, dataset_name=None):
   branch, evaluation protocol): 'h36m', 'mpi_inf_3dhp', 'coco' or 'pw3d'.
   """
   entry = {
-      "name": name,
-      "ann_file": ann_file,
-      "image_root": image_root,
-      "dataset_name": dataset_name or name,
+    "name": name,
+    "ann_file": ann_file,
+    "image_root": image_root,
+    "dataset_name": dataset_name or name,
   }
   if weight is not None:
     entry["weight"] = weight
@@ -45,7 +45,8 @@ def get_config():
   c = ml_collections.ConfigDict()
   c.seed = 0
 
-  c.model = ml_collections.ConfigDict({
+  c.model = ml_collections.ConfigDict(
+    {
       # Registered backbone (hybrik_jax/model/backbones.py).
       "backbone": "resnet34",
       "image_size": 256,
@@ -57,14 +58,17 @@ def get_config():
       # to initialise the backbone (mmhuman3d: torchvision://resnet34).
       # Empty string = random init.
       "backbone_init": "pretrained/resnet34-b627a593.pth",
-  })
+    }
+  )
 
-  c.body_model = ml_collections.ConfigDict({
+  c.body_model = ml_collections.ConfigDict(
+    {
       "path": "body_models/smpl",  # relative to data.root unless absolute
       "gender": "neutral",
       "extra_regressor": "body_models/J_regressor_h36m.npy",
       "mean_beta": "body_models/h36m_mean_beta.npy",
-  })
+    }
+  )
 
   c.data = ml_collections.ConfigDict()
   c.data.root = "data"
@@ -75,11 +79,14 @@ def get_config():
   c.data.eval_batch_size = 32
   ann = "preprocessed_datasets/"
   c.data.train = [
-      dataset("h36m", ann + "hybrik_h36m_train.npz", "datasets/h36m", 0.4),
-      dataset("mpi_inf_3dhp", ann + "hybrik_mpi_inf_3dhp_train.npz",
-              "datasets/mpi_inf_3dhp", 0.1),
-      dataset("coco", ann + "hybrik_coco_2017_train.npz", "datasets/coco",
-              0.5),
+    dataset("h36m", ann + "hybrik_h36m_train.npz", "datasets/h36m", 0.4),
+    dataset(
+      "mpi_inf_3dhp",
+      ann + "hybrik_mpi_inf_3dhp_train.npz",
+      "datasets/mpi_inf_3dhp",
+      0.1,
+    ),
+    dataset("coco", ann + "hybrik_coco_2017_train.npz", "datasets/coco", 0.5),
   ]
   c.data.val = dataset("pw3d", ann + "hybrik_pw3d_test.npz", "datasets/pw3d")
   c.data.test = dataset("pw3d", ann + "hybrik_pw3d_test.npz", "datasets/pw3d")
@@ -90,7 +97,8 @@ def get_config():
   # properties of the HumanData-190 layout, not settings: they live in
   # hybrik_jax/data/conventions.py. So does the 1.25 box scale of box2cs.
 
-  c.augment = ml_collections.ConfigDict({
+  c.augment = ml_collections.ConfigDict(
+    {
       "dpg_prob": 0.9,
       "rot_factor": 30.0,
       "rot_prob": 0.6,
@@ -98,28 +106,36 @@ def get_config():
       "occlusion_prob": 0.9,
       "flip_prob": 0.5,
       "noise_factor": 0.4,
-  })
-  c.normalize = ml_collections.ConfigDict({
+    }
+  )
+  c.normalize = ml_collections.ConfigDict(
+    {
       "mean": (123.675, 116.28, 103.53),
       "std": (58.395, 57.12, 57.375),
       "to_rgb": True,
-  })
+    }
+  )
 
   c.per_device_batch_size = 32
   c.num_epochs = 400
-  c.optimizer = ml_collections.ConfigDict({
+  c.optimizer = ml_collections.ConfigDict(
+    {
       "lr": 1e-3,
       "b1": 0.9,
       "b2": 0.999,
       "eps": 1e-8,
       "weight_decay": 0.0,
-  })
-  c.lr_schedule = ml_collections.ConfigDict({
+    }
+  )
+  c.lr_schedule = ml_collections.ConfigDict(
+    {
       "decay_epochs": (180, 240),
       "decay_factor": 0.1,
-  })
-  c.loss_weights = ml_collections.ConfigDict({
-      "beta": 1.0, "theta": 0.01, "twist": 0.2, "uvd": 1.0})
+    }
+  )
+  c.loss_weights = ml_collections.ConfigDict(
+    {"beta": 1.0, "theta": 0.01, "twist": 0.2, "uvd": 1.0}
+  )
 
   c.log_every_steps = 50
   c.eval_every_epochs = 1  # <= 0 disables validation

@@ -21,21 +21,28 @@ def get_config():
   c.data.root = "data/synthetic"
   # Rendered into data.root on first use (python -m hybrik_jax.data.synthetic
   # writes the same files).
-  c.data.synthetic = ml_collections.ConfigDict({
+  c.data.synthetic = ml_collections.ConfigDict(
+    {
       "generate": True,
       "num_train": 400,
       "num_test": 64,
       "seed": 0,
-  })
+    }
+  )
   c.data.worker_count = 0
   # Train split laid out like hybrik_h36m_train.npz (mm), test split like
   # hybrik_pw3d_test.npz (metres): the same code paths as the real files.
-  c.data.train = [mixed.dataset("synthetic", "synthetic_train.npz", ".",
-                                weight=1.0, dataset_name="h36m")]
-  c.data.val = mixed.dataset("synthetic", "synthetic_test.npz", ".",
-                             dataset_name="pw3d")
-  c.data.test = mixed.dataset("synthetic", "synthetic_test.npz", ".",
-                              dataset_name="pw3d")
+  c.data.train = [
+    mixed.dataset(
+      "synthetic", "synthetic_train.npz", ".", weight=1.0, dataset_name="h36m"
+    )
+  ]
+  c.data.val = mixed.dataset(
+    "synthetic", "synthetic_test.npz", ".", dataset_name="pw3d"
+  )
+  c.data.test = mixed.dataset(
+    "synthetic", "synthetic_test.npz", ".", dataset_name="pw3d"
+  )
   c.data.eval_batch_size = 16
   # The synthetic body model shipped in the package (hybrik_jax/assets).
   c.body_model.path = "package://SMPL_NEUTRAL.pkl.gz"

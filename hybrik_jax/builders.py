@@ -21,8 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from hybrik_jax.data import pipeline
-from hybrik_jax.data import transforms
+from hybrik_jax.data import pipeline, transforms
 from hybrik_jax.model import hybrik as hybrik_model
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,8 @@ def resolve_path(config, rel: str) -> Path:
   """Absolute path of a config path (see the module docstring)."""
   if rel.startswith(PACKAGE_PREFIX):
     from hybrik_jax import assets
-    return assets.ASSETS_DIR / rel[len(PACKAGE_PREFIX):]
+
+    return assets.ASSETS_DIR / rel[len(PACKAGE_PREFIX) :]
   p = Path(rel)
   return p if p.is_absolute() else Path(config.data.root) / p
 
@@ -50,41 +50,53 @@ def build_model(config) -> hybrik_model.HybrIK:
   """``HybrIK`` per ``config.model`` (backbone, compute dtype, dropout)."""
   name = config.model.dtype
   if name not in _DTYPES:
-    raise ValueError(f"config.model.dtype={name!r}; choose from "
-                     f"{sorted(_DTYPES)}")
-  return hybrik_model.HybrIK(dtype=_DTYPES[name],
-                             dropout_rate=config.model.dropout,
-                             backbone=config.model.backbone)
+    raise ValueError(
+      f"config.model.dtype={name!r}; choose from {sorted(_DTYPES)}"
+    )
+  return hybrik_model.HybrIK(
+    dtype=_DTYPES[name],
+    dropout_rate=config.model.dropout,
+    backbone=config.model.backbone,
+  )
 
 
 def load_body_model(config):
   """The SMPL model of ``config.body_model`` with its H36M-17 regressor."""
   from hybrik_jax import smpl
+
   bm = config.body_model
-  return smpl.load_model(resolve_path(config, bm.path), gender=bm.gender,
-                         extra_regressor=resolve_path(config,
-                                                      bm.extra_regressor))
+  return smpl.load_model(
+    resolve_path(config, bm.path),
+    gender=bm.gender,
+    extra_regressor=resolve_path(config, bm.extra_regressor),
+  )
 
 
-def initial_variables(config, model: hybrik_model.HybrIK,
-                      rng: jax.Array) -> dict:
+def initial_variables(
+  config, model: hybrik_model.HybrIK, rng: jax.Array
+) -> dict:
   """Random init + ImageNet backbone (``model.backbone_init``, if set) +
   mean shape and body model in ``constants``."""
   variables = hybrik_model.init_variables(
-      rng, smpl_model=load_body_model(config),
-      init_shape=resolve_path(config, config.body_model.mean_beta),
-      image_size=transform_config(config).img_res, model=model)
+    rng,
+    smpl_model=load_body_model(config),
+    init_shape=resolve_path(config, config.body_model.mean_beta),
+    image_size=transform_config(config).img_res,
+    model=model,
+  )
   if config.model.backbone_init:
     path = resolve_path(config, config.model.backbone_init)
     if not path.exists():
       raise FileNotFoundError(
-          f"backbone init file {path} (config.model.backbone_init) not found: "
-          "put torchvision's resnet34-b627a593.pth there, or train from "
-          "scratch with --config.model.backbone_init=''")
-    from hybrik_jax.interop import torch_format
-    from hybrik_jax.interop import weight_mapping
+        f"backbone init file {path} (config.model.backbone_init) not found: "
+        "put torchvision's resnet34-b627a593.pth there, or train from "
+        "scratch with --config.model.backbone_init=''"
+      )
+    from hybrik_jax.interop import torch_format, weight_mapping
+
     variables = weight_mapping.load_pretrained_backbone(
-        variables, torch_format.load_torch_checkpoint(path))
+      variables, torch_format.load_torch_checkpoint(path)
+    )
     variables = jax.tree.map(jnp.asarray, variables)
     log.info("initialised the backbone from %s", path)
   return variables
@@ -100,35 +112,55 @@ def transform_config(config) -> transforms.TransformConfig:
   ``config.normalize`` and the input size ``config.model.image_size``."""
   aug, norm = config.augment, config.normalize
   return transforms.TransformConfig(
-      img_res=int(config.model.image_size),
-      dpg_prob=aug.dpg_prob, rot_factor=aug.rot_factor,
-      scale_factor=aug.scale_factor, rot_prob=aug.rot_prob,
-      occlusion_prob=aug.occlusion_prob, flip_prob=aug.flip_prob,
-      noise_factor=aug.noise_factor, mean=tuple(norm.mean),
-      std=tuple(norm.std), to_rgb=bool(norm.to_rgb))
+    img_res=int(config.model.image_size),
+    dpg_prob=aug.dpg_prob,
+    rot_factor=aug.rot_factor,
+    scale_factor=aug.scale_factor,
+    rot_prob=aug.rot_prob,
+    occlusion_prob=aug.occlusion_prob,
+    flip_prob=aug.flip_prob,
+    noise_factor=aug.noise_factor,
+    mean=tuple(norm.mean),
+    std=tuple(norm.std),
+    to_rgb=bool(norm.to_rgb),
+  )
 
 
-def dataset_spec(config, ds, split: str, weight: float = 1.0
-                 ) -> pipeline.DatasetSpec:
+def dataset_spec(
+  config, ds, split: str, weight: float = 1.0
+) -> pipeline.DatasetSpec:
   """One ``config.data`` dataset entry -> DatasetSpec (npz or tfds)."""
   data = config.data
   if data.source == "tfds":
     return pipeline.DatasetSpec(
-        name=ds.name, ann_file=f"hybrik_data/{ds.name}",
-        image_root=data.tfds_data_dir, weight=weight, source="tfds",
-        split=split, dataset_name=ds.dataset_name)
+      name=ds.name,
+      ann_file=f"hybrik_data/{ds.name}",
+      image_root=data.tfds_data_dir,
+      weight=weight,
+      source="tfds",
+      split=split,
+      dataset_name=ds.dataset_name,
+    )
   if data.source != "npz":
-    raise ValueError(f"config.data.source={data.source!r}; choose 'npz' or "
-                     "'tfds'")
+    raise ValueError(
+      f"config.data.source={data.source!r}; choose 'npz' or 'tfds'"
+    )
   root = Path(data.root)
   ann = root / ds.ann_file
   if not ann.exists():
     raise FileNotFoundError(
-        f"dataset '{ds.name}': annotation file {ann} not found (config "
-        f"data.root={data.root!r}, ann_file={ds.ann_file!r})")
+      f"dataset '{ds.name}': annotation file {ann} not found (config "
+      f"data.root={data.root!r}, ann_file={ds.ann_file!r})"
+    )
   return pipeline.DatasetSpec(
-      name=ds.name, ann_file=str(ann), image_root=str(root / ds.image_root),
-      weight=weight, source="npz", split=split, dataset_name=ds.dataset_name)
+    name=ds.name,
+    ann_file=str(ann),
+    image_root=str(root / ds.image_root),
+    weight=weight,
+    source="npz",
+    split=split,
+    dataset_name=ds.dataset_name,
+  )
 
 
 def ensure_data(config) -> None:
@@ -143,22 +175,32 @@ def ensure_data(config) -> None:
   if all(f.exists() for f in files):
     return
   from hybrik_jax.data import synthetic
+
   n_test = int(syn.num_test)
-  log.info("generating the synthetic dataset in %s (%d train + %d test)",
-           root, syn.num_train, n_test)
-  synthetic.generate(root, num=int(syn.num_train) + n_test, num_test=n_test,
-                     seed=int(syn.seed))
+  log.info(
+    "generating the synthetic dataset in %s (%d train + %d test)",
+    root,
+    syn.num_train,
+    n_test,
+  )
+  synthetic.generate(
+    root, num=int(syn.num_train) + n_test, num_test=n_test, seed=int(syn.seed)
+  )
 
 
 def make_train_loader(config, global_batch: int, seed: int):
   """(loader, steps_per_epoch) over the config's weighted training mix."""
   ensure_data(config)
-  specs = [dataset_spec(config, d, "train", weight=d.weight)
-           for d in config.data.train]
+  specs = [
+    dataset_spec(config, d, "train", weight=d.weight) for d in config.data.train
+  ]
   return pipeline.make_train_loader(
-      specs, seed=seed, global_batch=global_batch,
-      worker_count=int(config.data.worker_count),
-      transform_config=transform_config(config))
+    specs,
+    seed=seed,
+    global_batch=global_batch,
+    worker_count=int(config.data.worker_count),
+    transform_config=transform_config(config),
+  )
 
 
 @dataclasses.dataclass
@@ -172,6 +214,7 @@ class EvalData:
     loader: sequential batches covering every sample once (padded).
     num_steps: batches in ``loader``.
   """
+
   name: str
   dataset_name: str
   source: Any
@@ -186,11 +229,18 @@ def make_eval_data(config, ds) -> EvalData:
   spec = dataset_spec(config, ds, "test")
   source = spec.make_source(test_mode=True)
   loader, num_steps = pipeline.make_eval_loader(
-      source, global_batch=int(config.data.eval_batch_size),
-      worker_count=int(config.data.worker_count),
-      transform_config=transform_config(config))
-  return EvalData(name=ds.name, dataset_name=ds.dataset_name, source=source,
-                  loader=loader, num_steps=num_steps)
+    source,
+    global_batch=int(config.data.eval_batch_size),
+    worker_count=int(config.data.worker_count),
+    transform_config=transform_config(config),
+  )
+  return EvalData(
+    name=ds.name,
+    dataset_name=ds.dataset_name,
+    source=source,
+    loader=loader,
+    num_steps=num_steps,
+  )
 
 
 # -----------------------------------------------------------------------------
@@ -198,26 +248,32 @@ def make_eval_data(config, ds) -> EvalData:
 # -----------------------------------------------------------------------------
 
 
-def make_optimizer(config, steps_per_epoch: int
-                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def make_optimizer(
+  config, steps_per_epoch: int
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """(Adam, its learning-rate schedule) per ``config.optimizer`` and
   ``config.lr_schedule`` (decay epochs converted to steps)."""
   from hybrik_jax.train import optimizer
+
   opt, sched = config.optimizer, config.lr_schedule
-  schedule = optimizer.step_decay_schedule(opt.lr, steps_per_epoch,
-                                           sched.decay_epochs,
-                                           sched.decay_factor)
-  tx = optimizer.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps,
-                      weight_decay=opt.weight_decay)
+  schedule = optimizer.step_decay_schedule(
+    opt.lr, steps_per_epoch, sched.decay_epochs, sched.decay_factor
+  )
+  tx = optimizer.adam(
+    schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay
+  )
   return tx, schedule
 
 
 def loss_weights(config) -> dict[str, float]:
   """``config.loss_weights`` as a plain dict (``losses.LOSS_TERMS`` keys)."""
   from hybrik_jax.train import losses
+
   w = config.loss_weights
   unknown = sorted(set(w.keys()) - set(losses.LOSS_TERMS))
   if unknown:
-    raise ValueError(f"config.loss_weights has unknown terms {unknown}; the "
-                     f"losses are {losses.LOSS_TERMS}")
+    raise ValueError(
+      f"config.loss_weights has unknown terms {unknown}; the "
+      f"losses are {losses.LOSS_TERMS}"
+    )
   return {k: float(w[k]) for k in losses.LOSS_TERMS}

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from absl import flags
 
@@ -39,15 +39,22 @@ class UsageError(Exception):
 _parsing_argv: list[str] = []  # the command line being parsed (see below)
 
 
-def define_config_file(fv: flags.FlagValues, help_string: str,
-                       lock_config: bool = True):
+def define_config_file(
+  fv: flags.FlagValues, help_string: str, lock_config: bool = True
+):
   """``--config FILE`` (a Python file with ``get_config()``) and its
   ``--config.a.b=value`` overrides, on ``fv``; call it inside ``define``."""
   from ml_collections import config_flags
+
   # ml_collections finds the override flags in the command line it is given.
   return config_flags.DEFINE_config_file(
-      "config", None, help_string, flag_values=fv, lock_config=lock_config,
-      sys_argv=list(_parsing_argv))
+    "config",
+    None,
+    help_string,
+    flag_values=fv,
+    lock_config=lock_config,
+    sys_argv=list(_parsing_argv),
+  )
 
 
 def normalize_argv(argv: Sequence[str]) -> list[str]:
@@ -67,8 +74,15 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
   return out
 
 
-CPU_ISAS = ("SSE4_2", "AVX", "AVX2", "AVX512", "AVX512_VNNI", "AVX512_BF16",
-            "AMX")
+CPU_ISAS = (
+  "SSE4_2",
+  "AVX",
+  "AVX2",
+  "AVX512",
+  "AVX512_VNNI",
+  "AVX512_BF16",
+  "AMX",
+)
 
 
 def cap_cpu_isa(isa: str) -> None:
@@ -85,14 +99,19 @@ def cap_cpu_isa(isa: str) -> None:
   """
   if isa not in CPU_ISAS:
     raise UsageError(f"--cpu_max_isa={isa!r}: choose from {CPU_ISAS}")
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                             f" --xla_cpu_max_isa={isa}").strip()
+  os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_max_isa={isa}"
+  ).strip()
 
 
-def parse(define: Callable[[flags.FlagValues], None],
-          argv: Sequence[str] | None, prog: str, doc: str,
-          num_positional: int | tuple[int, int] = 0, xla: bool = False
-          ) -> tuple[flags.FlagValues, list[str]]:
+def parse(
+  define: Callable[[flags.FlagValues], None],
+  argv: Sequence[str] | None,
+  prog: str,
+  doc: str,
+  num_positional: int | tuple[int, int] = 0,
+  xla: bool = False,
+) -> tuple[flags.FlagValues, list[str]]:
   """Parses ``argv`` (without the program name) against ``define``'s flags.
 
   Args:
@@ -120,22 +139,32 @@ def parse(define: Callable[[flags.FlagValues], None],
     define(fv)
     if xla:
       flags.DEFINE_enum(
-          "cpu_max_isa", None, CPU_ISAS,
-          "Cap the instruction set XLA:CPU compiles for (e.g. AVX2 on every "
-          "x86 machine of a comparison); default: the host's best.",
-          flag_values=fv)
+        "cpu_max_isa",
+        None,
+        CPU_ISAS,
+        "Cap the instruction set XLA:CPU compiles for (e.g. AVX2 on every "
+        "x86 machine of a comparison); default: the host's best.",
+        flag_values=fv,
+      )
   finally:
     _parsing_argv = []
   if any(a in ("--help", "-h", "--helpfull", "-?") for a in args):
-    print(f"usage: {prog} [flags]\n\n{doc.strip()}\n\nflags:\n"
-          f"{fv.get_help(include_special_flags=False)}")
+    print(
+      f"usage: {prog} [flags]\n\n{doc.strip()}\n\nflags:\n"
+      f"{fv.get_help(include_special_flags=False)}"
+    )
     raise SystemExit(0)
   try:
     positional = fv([prog] + args)[1:]
     fv.validate_all_flags()
   except flags.Error as e:
-    missing = [n for n in fv if fv[n].default is None and fv[n].value is None
-               and f"--{n} must have a value other than None" in str(e)]
+    missing = [
+      n
+      for n in fv
+      if fv[n].default is None
+      and fv[n].value is None
+      and f"--{n} must have a value other than None" in str(e)
+    ]
     msg = f"missing required flag --{missing[0]}" if missing else str(e)
     raise UsageError(f"{msg} (see {prog} --help)") from None
   except (AttributeError, KeyError, TypeError, ValueError) as e:
@@ -145,16 +174,22 @@ def parse(define: Callable[[flags.FlagValues], None],
     why = str(e).strip(chr(34))
     if isinstance(e, (AttributeError, KeyError)):
       why = f"the config has no field {why}"
-    raise UsageError(f"bad config override {' '.join(bad)}: {why} "
-                     f"(see {prog} --help)") from None
+    raise UsageError(
+      f"bad config override {' '.join(bad)}: {why} (see {prog} --help)"
+    ) from None
   if xla and fv.cpu_max_isa:
     cap_cpu_isa(fv.cpu_max_isa)
-  lo, hi = ((num_positional, num_positional)
-            if isinstance(num_positional, int) else num_positional)
+  lo, hi = (
+    (num_positional, num_positional)
+    if isinstance(num_positional, int)
+    else num_positional
+  )
   if not lo <= len(positional) <= hi:
     want = str(lo) if lo == hi else f"{lo} to {hi}"
-    raise UsageError(f"expected {want} positional argument(s), got "
-                     f"{len(positional)}: {positional} (see {prog} --help)")
+    raise UsageError(
+      f"expected {want} positional argument(s), got "
+      f"{len(positional)}: {positional} (see {prog} --help)"
+    )
   return fv, positional
 
 
@@ -168,6 +203,7 @@ def run(main: Callable[[], int | None], huge_pages: bool = False) -> None:
   """
   if huge_pages:
     from hybrik_jax import host_memory
+
     host_memory.reexec_with_huge_pages()
   try:
     rc = main()

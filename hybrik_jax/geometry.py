@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 
 
-def safe_norm(x: jax.Array, axis: int = -1, keepdims: bool = False
-              ) -> jax.Array:
+def safe_norm(
+  x: jax.Array, axis: int = -1, keepdims: bool = False
+) -> jax.Array:
   """Euclidean norm with a finite (zero) gradient at x = 0.
 
   Args:
@@ -69,8 +70,9 @@ def cross(a: jax.Array, b: jax.Array) -> jax.Array:
   """Cross product of [..., 3] vectors (exact float32 on every backend)."""
   ax, ay, az = a[..., 0], a[..., 1], a[..., 2]
   bx, by, bz = b[..., 0], b[..., 1], b[..., 2]
-  return jnp.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx],
-                   axis=-1)
+  return jnp.stack(
+    [ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], axis=-1
+  )
 
 
 def matmul3(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -79,14 +81,20 @@ def matmul3(a: jax.Array, b: jax.Array) -> jax.Array:
   (Written without a reduction: XLA:CPU runs broadcast-multiply-reduce
   patterns over tiny axes far slower than explicit adds.)
   """
-  return (a[..., :, 0:1] * b[..., 0:1, :] + a[..., :, 1:2] * b[..., 1:2, :]
-          + a[..., :, 2:3] * b[..., 2:3, :])
+  return (
+    a[..., :, 0:1] * b[..., 0:1, :]
+    + a[..., :, 1:2] * b[..., 1:2, :]
+    + a[..., :, 2:3] * b[..., 2:3, :]
+  )
 
 
 def matvec3(a: jax.Array, v: jax.Array) -> jax.Array:
   """[..., 3, 3] @ [..., 3] as three broadcast multiply-adds."""
-  return (a[..., :, 0] * v[..., 0:1] + a[..., :, 1] * v[..., 1:2]
-          + a[..., :, 2] * v[..., 2:3])
+  return (
+    a[..., :, 0] * v[..., 0:1]
+    + a[..., :, 1] * v[..., 1:2]
+    + a[..., :, 2] * v[..., 2:3]
+  )
 
 
 def transpose3(a: jax.Array) -> jax.Array:
@@ -98,15 +106,19 @@ def skew(v: jax.Array) -> jax.Array:
   """Cross-product matrix [v]x of [..., 3] vectors -> [..., 3, 3]."""
   x, y, z = v[..., 0], v[..., 1], v[..., 2]
   zeros = jnp.zeros_like(x)
-  return jnp.stack([
+  return jnp.stack(
+    [
       jnp.stack([zeros, -z, y], axis=-1),
       jnp.stack([z, zeros, -x], axis=-1),
       jnp.stack([-y, x, zeros], axis=-1),
-  ], axis=-2)
+    ],
+    axis=-2,
+  )
 
 
-def rodrigues_from_axis(axis: jax.Array, cos: jax.Array, sin: jax.Array
-                        ) -> jax.Array:
+def rodrigues_from_axis(
+  axis: jax.Array, cos: jax.Array, sin: jax.Array
+) -> jax.Array:
   """``I + sin K + (1 - cos) K^2`` with ``K = [axis]x``.
 
   Args:
@@ -120,8 +132,11 @@ def rodrigues_from_axis(axis: jax.Array, cos: jax.Array, sin: jax.Array
   """
   k = skew(axis)
   eye = jnp.eye(3, dtype=axis.dtype)
-  return (eye + sin[..., None, None] * k
-          + (1.0 - cos)[..., None, None] * matmul3(k, k))
+  return (
+    eye
+    + sin[..., None, None] * k
+    + (1.0 - cos)[..., None, None] * matmul3(k, k)
+  )
 
 
 def batch_rodrigues(rot_vecs: jax.Array) -> jax.Array:
@@ -158,8 +173,9 @@ def axis_angle_to_matrix(axis_angle: jax.Array) -> jax.Array:
   half = 0.5 * angles
   small = jnp.abs(angles) < 1e-6
   big_angles = jnp.where(small, 1.0, angles)
-  sin_half_over = jnp.where(small, 0.5 - angles * angles / 48.0,
-                            jnp.sin(half) / big_angles)
+  sin_half_over = jnp.where(
+    small, 0.5 - angles * angles / 48.0, jnp.sin(half) / big_angles
+  )
   quat = jnp.concatenate([jnp.cos(half), axis_angle * sin_half_over], axis=-1)
   return quaternion_to_matrix(quat)
 
@@ -168,14 +184,20 @@ def quaternion_to_matrix(quat: jax.Array) -> jax.Array:
   """pytorch3d ``quaternion_to_matrix`` (w-first, need not be unit)."""
   r, i, j, k = quat[..., 0], quat[..., 1], quat[..., 2], quat[..., 3]
   two_s = 2.0 / jnp.sum(quat * quat, axis=-1)
-  m = jnp.stack([
-      1 - two_s * (j * j + k * k), two_s * (i * j - k * r),
+  m = jnp.stack(
+    [
+      1 - two_s * (j * j + k * k),
+      two_s * (i * j - k * r),
       two_s * (i * k + j * r),
-      two_s * (i * j + k * r), 1 - two_s * (i * i + k * k),
+      two_s * (i * j + k * r),
+      1 - two_s * (i * i + k * k),
       two_s * (j * k - i * r),
-      two_s * (i * k - j * r), two_s * (j * k + i * r),
+      two_s * (i * k - j * r),
+      two_s * (j * k + i * r),
       1 - two_s * (i * i + j * j),
-  ], axis=-1)
+    ],
+    axis=-1,
+  )
   return m.reshape(quat.shape[:-1] + (3, 3))
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 OPT_OUT_ENV = "HYBRIK_JAX_HUGEPAGES"
@@ -30,7 +30,7 @@ THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 MIN_GLIBC = (2, 35)  # first release with glibc.malloc.hugetlb
 
 
-def glibc_version() -> Optional[tuple[int, int]]:
+def glibc_version() -> tuple[int, int] | None:
   """(major, minor) of the running glibc, or None (not glibc / not Linux)."""
   try:
     name, version = os.confstr("CS_GNU_LIBC_VERSION").split()  # 'glibc 2.36'
@@ -45,7 +45,7 @@ def glibc_version() -> Optional[tuple[int, int]]:
     return None
 
 
-def thp_mode(path: Path = THP_ENABLED) -> Optional[str]:
+def thp_mode(path: Path = THP_ENABLED) -> str | None:
   """The kernel's THP mode ('always' | 'madvise' | 'never'), None if unknown."""
   try:
     text = path.read_text()
@@ -53,18 +53,22 @@ def thp_mode(path: Path = THP_ENABLED) -> Optional[str]:
     return None
   if "[" not in text:
     return None
-  return text[text.index("[") + 1:text.index("]")]
+  return text[text.index("[") + 1 : text.index("]")]
 
 
-def huge_pages_environ(environ: Mapping[str, str],
-                       glibc: Optional[tuple[int, int]],
-                       thp: Optional[str]) -> Optional[dict[str, str]]:
+def huge_pages_environ(
+  environ: Mapping[str, str], glibc: tuple[int, int] | None, thp: str | None
+) -> dict[str, str] | None:
   """The environment to re-execute with, or None when no re-exec is due.
 
   Pure function of its inputs (tested without exec'ing anything).
   """
-  if environ.get(OPT_OUT_ENV, "1").strip().lower() in ("0", "false", "no",
-                                                        "off"):
+  if environ.get(OPT_OUT_ENV, "1").strip().lower() in (
+    "0",
+    "false",
+    "no",
+    "off",
+  ):
     return None
   if glibc is None or glibc < MIN_GLIBC or thp not in ("always", "madvise"):
     return None

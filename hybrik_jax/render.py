@@ -18,7 +18,7 @@ runs over pixels or triangles (only over memory-bounded chunks of them).
 from __future__ import annotations
 
 import colorsys
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ _MAX_CANDIDATES = 1 << 22
 DEFAULT_COLOR = (180, 190, 205)
 DEFAULT_LIGHT_DIR = (-0.3, -0.5, -1.0)
 
-FloatPair = Union[float, Sequence[float], np.ndarray]
+FloatPair = float | Sequence[float] | np.ndarray
 
 
 def _pair(x: FloatPair, name: str) -> np.ndarray:
@@ -39,13 +39,15 @@ def _pair(x: FloatPair, name: str) -> np.ndarray:
   if arr.size == 1:
     arr = np.repeat(arr, 2)
   if arr.size != 2:
-    raise ValueError(f"{name} must be a scalar or a pair, got shape "
-                     f"{np.shape(x)}")
+    raise ValueError(
+      f"{name} must be a scalar or a pair, got shape {np.shape(x)}"
+    )
   return arr
 
 
-def project_points(points: np.ndarray, focal: FloatPair,
-                   princpt: FloatPair) -> np.ndarray:
+def project_points(
+  points: np.ndarray, focal: FloatPair, princpt: FloatPair
+) -> np.ndarray:
   """Pinhole projection of camera-frame points.
 
   Args:
@@ -71,10 +73,13 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
   return n / np.maximum(norm, 1e-12)
 
 
-def lambert_shade(vertices: np.ndarray, faces: np.ndarray,
-                  face_colors: np.ndarray,
-                  light_dir: Sequence[float] = DEFAULT_LIGHT_DIR,
-                  ambient: float = 0.35) -> np.ndarray:
+def lambert_shade(
+  vertices: np.ndarray,
+  faces: np.ndarray,
+  face_colors: np.ndarray,
+  light_dir: Sequence[float] = DEFAULT_LIGHT_DIR,
+  ambient: float = 0.35,
+) -> np.ndarray:
   """Two-sided Lambert shading of per-face colours.
 
   Args:
@@ -102,9 +107,13 @@ def _ragged_arange(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return owner, np.arange(owner.size) - starts[owner]
 
 
-def rasterize(vertices: np.ndarray, faces: np.ndarray, focal: FloatPair,
-              princpt: FloatPair, image_size: tuple[int, int]
-              ) -> tuple[np.ndarray, np.ndarray]:
+def rasterize(
+  vertices: np.ndarray,
+  faces: np.ndarray,
+  focal: FloatPair,
+  princpt: FloatPair,
+  image_size: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
   """Z-buffer rasterisation of a triangle mesh.
 
   Coverage is exact per pixel row: for every (triangle, row of its bounding
@@ -152,8 +161,12 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, focal: FloatPair,
   e1 = tri[:, 1] - tri[:, 0]
   e2 = tri[:, 2] - tri[:, 0]
   area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]  # signed, doubled
-  valid = ((vertices[faces, 2].min(1) > NEAR_PLANE) & (x1 >= x0) & (y1 >= y0)
-           & (np.abs(area) > 1e-12))
+  valid = (
+    (vertices[faces, 2].min(1) > NEAR_PLANE)
+    & (x1 >= x0)
+    & (y1 >= y0)
+    & (np.abs(area) > 1e-12)
+  )
   ids = np.nonzero(valid)[0]
   if ids.size == 0:
     return empty
@@ -232,12 +245,18 @@ def rasterize(vertices: np.ndarray, faces: np.ndarray, focal: FloatPair,
   return face_index.reshape(h, w), depth.reshape(h, w)
 
 
-def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: FloatPair,
-                princpt: FloatPair, image_size: tuple[int, int],
-                face_colors: Optional[np.ndarray] = None,
-                background: Optional[np.ndarray] = None,
-                light_dir: Sequence[float] = DEFAULT_LIGHT_DIR,
-                ambient: float = 0.35, shade: bool = True) -> dict:
+def render_mesh(
+  vertices: np.ndarray,
+  faces: np.ndarray,
+  focal: FloatPair,
+  princpt: FloatPair,
+  image_size: tuple[int, int],
+  face_colors: np.ndarray | None = None,
+  background: np.ndarray | None = None,
+  light_dir: Sequence[float] = DEFAULT_LIGHT_DIR,
+  ambient: float = 0.35,
+  shade: bool = True,
+) -> dict:
   """Renders a shaded triangle mesh with a pinhole camera.
 
   Args:
@@ -269,24 +288,34 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: FloatPair,
   if face_colors.ndim == 1:
     face_colors = np.broadcast_to(face_colors, (faces.shape[0], 3))
   if face_colors.shape != (faces.shape[0], 3):
-    raise ValueError(f"face_colors must be [F, 3] = [{faces.shape[0]}, 3], "
-                     f"got {face_colors.shape}")
+    raise ValueError(
+      f"face_colors must be [F, 3] = [{faces.shape[0]}, 3], "
+      f"got {face_colors.shape}"
+    )
   if background is None:
     image = np.full((h, w, 3), 255, dtype=np.uint8)
   else:
     background = np.asarray(background)
     if background.shape != (h, w, 3):
-      raise ValueError(f"background must be [H, W, 3] = [{h}, {w}, 3], got "
-                       f"{background.shape}")
+      raise ValueError(
+        f"background must be [H, W, 3] = [{h}, {w}, 3], got {background.shape}"
+      )
     image = background.astype(np.uint8, copy=True)
 
   face_index, depth = rasterize(vertices, faces, focal, princpt, (h, w))
   mask = face_index >= 0
-  colors = (lambert_shade(vertices, faces, face_colors, light_dir, ambient)
-            if shade else face_colors)
+  colors = (
+    lambert_shade(vertices, faces, face_colors, light_dir, ambient)
+    if shade
+    else face_colors
+  )
   image[mask] = np.round(colors[face_index[mask]]).astype(np.uint8)
-  return {"image": image, "depth": depth, "mask": mask,
-          "face_index": face_index}
+  return {
+    "image": image,
+    "depth": depth,
+    "mask": mask,
+    "face_index": face_index,
+  }
 
 
 def part_palette(num_parts: int = 24, seed: int = 0) -> np.ndarray:
@@ -301,8 +330,9 @@ def part_palette(num_parts: int = 24, seed: int = 0) -> np.ndarray:
   return np.round(np.asarray(cols) * 255).astype(np.uint8)
 
 
-def dominant_face_parts(lbs_weights: np.ndarray, faces: np.ndarray
-                        ) -> np.ndarray:
+def dominant_face_parts(
+  lbs_weights: np.ndarray, faces: np.ndarray
+) -> np.ndarray:
   """Skinning joint that dominates each face.
 
   Args:
@@ -318,8 +348,9 @@ def dominant_face_parts(lbs_weights: np.ndarray, faces: np.ndarray
   return np.argmax(lbs_weights[faces].sum(axis=1), axis=-1)
 
 
-def part_face_colors(lbs_weights: np.ndarray, faces: np.ndarray,
-                     palette: Optional[np.ndarray] = None) -> np.ndarray:
+def part_face_colors(
+  lbs_weights: np.ndarray, faces: np.ndarray, palette: np.ndarray | None = None
+) -> np.ndarray:
   """Colours every face by its dominant skinning joint.
 
   Args:
@@ -335,13 +366,17 @@ def part_face_colors(lbs_weights: np.ndarray, faces: np.ndarray,
     palette = part_palette(num_parts)
   palette = np.asarray(palette, dtype=np.float64)
   if palette.shape[0] < num_parts:
-    raise ValueError(f"palette has {palette.shape[0]} colours, need "
-                     f"{num_parts}")
+    raise ValueError(
+      f"palette has {palette.shape[0]} colours, need {num_parts}"
+    )
   return palette[dominant_face_parts(lbs_weights, faces)]
 
 
-def rotate_about_vertical(vertices: np.ndarray, angle_deg: float = 90.0,
-                          center: Optional[np.ndarray] = None) -> np.ndarray:
+def rotate_about_vertical(
+  vertices: np.ndarray,
+  angle_deg: float = 90.0,
+  center: np.ndarray | None = None,
+) -> np.ndarray:
   """Rotates a camera-frame mesh about the vertical (camera y) axis.
 
   Args:
@@ -367,9 +402,12 @@ def side_view(vertices: np.ndarray, angle_deg: float = 90.0) -> np.ndarray:
   return rotate_about_vertical(vertices, angle_deg)
 
 
-def fit_camera(vertices: np.ndarray, image_size: tuple[int, int],
-               focal: float = 1000.0, margin: float = 0.1
-               ) -> tuple[np.ndarray, float, np.ndarray]:
+def fit_camera(
+  vertices: np.ndarray,
+  image_size: tuple[int, int],
+  focal: float = 1000.0,
+  margin: float = 0.1,
+) -> tuple[np.ndarray, float, np.ndarray]:
   """Translates a mesh so it fills an image with a given focal length.
 
   Args:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -37,10 +38,14 @@ class RestrictedUnpickler(pickle.Unpickler):
     **kwargs: passed to :class:`pickle.Unpickler` (e.g. ``encoding='latin1'``).
   """
 
-  def __init__(self, file, allowed: Mapping[tuple[str, str], Any],
-               source: str = "<pickle>",
-               persistent_load: Callable[[Any], Any] | None = None,
-               **kwargs):
+  def __init__(
+    self,
+    file,
+    allowed: Mapping[tuple[str, str], Any],
+    source: str = "<pickle>",
+    persistent_load: Callable[[Any], Any] | None = None,
+    **kwargs,
+  ):
     super().__init__(file, **kwargs)
     self._allowed = dict(allowed)
     self._source = source
@@ -51,22 +56,29 @@ class RestrictedUnpickler(pickle.Unpickler):
       return self._allowed[(module, name)]
     except KeyError:
       raise UnsafePickleError(
-          f"{self._source}: refusing to load global '{module}.{name}': it is "
-          "not on the allow-list of this loader (the file may be corrupt or "
-          "malicious; nothing from it was executed)") from None
+        f"{self._source}: refusing to load global '{module}.{name}': it is "
+        "not on the allow-list of this loader (the file may be corrupt or "
+        "malicious; nothing from it was executed)"
+      ) from None
 
   def persistent_load(self, pid: Any) -> Any:
     if self._persistent_load_fn is None:
       raise UnsafePickleError(
-          f"{self._source}: unexpected persistent id {pid!r} in pickle")
+        f"{self._source}: unexpected persistent id {pid!r} in pickle"
+      )
     return self._persistent_load_fn(pid)
 
 
-def restricted_loads(data: bytes, allowed: Mapping[tuple[str, str], Any],
-                     source: str = "<pickle>", **kwargs) -> Any:
+def restricted_loads(
+  data: bytes,
+  allowed: Mapping[tuple[str, str], Any],
+  source: str = "<pickle>",
+  **kwargs,
+) -> Any:
   """Unpickle ``data`` resolving only the ``allowed`` globals."""
-  return RestrictedUnpickler(io.BytesIO(data), allowed, source=source,
-                             **kwargs).load()
+  return RestrictedUnpickler(
+    io.BytesIO(data), allowed, source=source, **kwargs
+  ).load()
 
 
 # numpy < 2 pickles name numpy.core.*, numpy >= 2 numpy._core.*: both are read.
@@ -82,9 +94,9 @@ def _numpy_multiarray():
   return multiarray
 
 
-def numpy_globals(*, object_arrays: bool,
-                  error: type[Exception] = UnsafePickleError
-                  ) -> dict[tuple[str, str], Any]:
+def numpy_globals(
+  *, object_arrays: bool, error: type[Exception] = UnsafePickleError
+) -> dict[tuple[str, str], Any]:
   """The numpy globals that pickled arrays, dtypes and numpy scalars name.
 
   numpy pickles an array as ``_reconstruct(ndarray, (0,), b'b')`` followed by
@@ -132,15 +144,15 @@ def numpy_globals(*, object_arrays: bool,
   def make_dtype(obj, align=False, copy=False):
     dtype = np.dtype(obj, bool(align), bool(copy))
     if dtype.hasobject:
-      raise error(f"object dtype {dtype!r} is not allowed (numeric arrays "
-                  "only)")
+      raise error(
+        f"object dtype {dtype!r} is not allowed (numeric arrays only)"
+      )
     return dtype
 
   def reconstruct(subtype, shape, dtype):
     # numpy pickles every array as _reconstruct(ndarray, (0,), b'b') + BUILD.
     if subtype is not np.ndarray or tuple(shape) != (0,):
-      raise error(f"array reconstruction {subtype!r}, {shape!r} is not "
-                  "allowed")
+      raise error(f"array reconstruction {subtype!r}, {shape!r} is not allowed")
     return np_reconstruct(np.ndarray, (0,), dtype)
 
   def scalar(dtype, data=None):

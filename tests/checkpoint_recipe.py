@@ -26,10 +26,13 @@ def load_checkpoint_keys() -> list[dict]:
 
 def recipe_keys(entries: list[dict]) -> list[str]:
   """The sorted list L of recipe-filled keys (205)."""
-  return sorted(e["key"] for e in entries
-                if e["key"].startswith(("backbone.", "head.")) and
-                not e["key"].endswith("num_batches_tracked") and
-                e["key"] != "head.init_shape")
+  return sorted(
+    e["key"]
+    for e in entries
+    if e["key"].startswith(("backbone.", "head."))
+    and not e["key"].endswith("num_batches_tracked")
+    and e["key"] != "head.init_shape"
+  )
 
 
 def recipe_uniform(n: int, k: int) -> np.ndarray:
@@ -44,8 +47,9 @@ def recipe_uniform(n: int, k: int) -> np.ndarray:
   return h.astype(np.float64) / 2.0**32
 
 
-def recipe_tensor(key: str, shape: tuple[int, ...], k: int,
-                  all_keys: set[str]) -> np.ndarray:
+def recipe_tensor(
+  key: str, shape: tuple[int, ...], k: int, all_keys: set[str]
+) -> np.ndarray:
   """Value of recipe key number ``k`` (float32, torch layout)."""
   n = int(np.prod(shape)) if shape else 1
   u = recipe_uniform(n, k)
@@ -88,8 +92,9 @@ def build_recipe_state_dict() -> dict[str, np.ndarray]:
     elif key.endswith("num_batches_tracked"):
       out[key] = np.zeros(shape, np.int64)
     elif key == "head.init_shape":
-      out[key] = np.load(FIXTURES / "h36m_mean_beta.npy",
-                         allow_pickle=False).astype(np.float32)
+      out[key] = np.load(
+        FIXTURES / "h36m_mean_beta.npy", allow_pickle=False
+      ).astype(np.float32)
     else:
       raise ValueError(f"checkpoint_keys.json: unhandled key {key!r}")
   return out

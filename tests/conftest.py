@@ -9,10 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from helpers import (FIXTURES, SMPL_DIR, TINY_NET_SIZE, golden,  # noqa: F401
-                     golden_train_batch, gunzip_to, load_synthetic_body,
-                     random_variables)
+from helpers import (  # noqa: F401
+  FIXTURES,
+  SMPL_DIR,
+  TINY_NET_SIZE,
+  golden,
+  golden_train_batch,
+  gunzip_to,
+  load_synthetic_body,
+  random_variables,
+)
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +44,9 @@ def smpl_model():
 def synthetic_dir(tmp_path_factory):
   """A small rendered synthetic dataset: 4 train + 2 test samples, 240x320."""
   from hybrik_jax.data import synthetic
+
   out = tmp_path_factory.mktemp("synthetic_small")
-  synthetic.generate(out, 6, num_test=2, image_size=(240, 320),
-                     progress=False)
+  synthetic.generate(out, 6, num_test=2, image_size=(240, 320), progress=False)
   return out
 
 
@@ -48,16 +54,21 @@ def synthetic_dir(tmp_path_factory):
 def tiny_run_dir(tmp_path_factory, smpl_model):
   """A training-run directory (config.json + checkpoints/0) like train.py's."""
   import json
+
   import jax
   import optax
+
   from hybrik_jax.train import checkpointing
   from hybrik_jax.train import state as train_state
+
   run = tmp_path_factory.mktemp("run")
-  state = train_state.TrainState.create(random_variables(smpl_model),
-                                        optax.sgd(0.0), jax.random.PRNGKey(0))
+  state = train_state.TrainState.create(
+    random_variables(smpl_model), optax.sgd(0.0), jax.random.PRNGKey(0)
+  )
   ckpt = checkpointing.Checkpointer(run, keep=1, async_save=False)
   ckpt.save(0, state, {"epoch": 0})
   ckpt.close()
   (run / "config.json").write_text(
-      json.dumps({"model": {"image_size": TINY_NET_SIZE}}))
+    json.dumps({"model": {"image_size": TINY_NET_SIZE}})
+  )
   return run

@@ -37,11 +37,15 @@ def golden_train_batch(n: int, image_size: int = 256) -> dict[str, np.ndarray]:
   """A training batch of ``n`` samples cycling through golden_losses.npz's 4:
   NHWC images subsampled to ``image_size``, camera inputs and targets."""
   from hybrik_jax.train import step as train_step
+
   g = golden("golden_losses.npz")
   idx = np.arange(n) % 4
   stride = 256 // image_size
-  batch = {"img": np.ascontiguousarray(np.transpose(
-      g["img_nchw"], (0, 2, 3, 1))[idx, ::stride, ::stride])}
+  batch = {
+    "img": np.ascontiguousarray(
+      np.transpose(g["img_nchw"], (0, 2, 3, 1))[idx, ::stride, ::stride]
+    )
+  }
   for k in train_step.MODEL_INPUT_KEYS[1:] + train_step.TARGET_KEYS:
     batch[k] = g[k][idx]
   return batch
@@ -66,24 +70,35 @@ def load_synthetic_body(h36m_regressor: bool = True):
     float32 (float64 when jax x64 is on at load time).
   """
   from hybrik_jax import assets
+
   if h36m_regressor:
     return assets.load_synthetic_smpl()
   from hybrik_jax.smpl import load_model
+
   return load_model(assets.synthetic_smpl_path())
 
 
-def random_variables(body, net_size: int = TINY_NET_SIZE, seed: int = 0) -> dict:
+def random_variables(
+  body, net_size: int = TINY_NET_SIZE, seed: int = 0
+) -> dict:
   """HybrIK variables with seeded random weights (shapes via eval_shape)."""
   import jax
   import jax.numpy as jnp
+
   from hybrik_jax import assets
   from hybrik_jax.model import hybrik as hybrik_model
+
   model = hybrik_model.HybrIK()
   b = 1
   cam = hybrik_model.dummy_camera(b)
-  shapes = jax.eval_shape(lambda: model.init(
+  shapes = jax.eval_shape(
+    lambda: model.init(
       {"params": jax.random.PRNGKey(0)},
-      jnp.zeros((b, net_size, net_size, 3)), *cam, train=False))
+      jnp.zeros((b, net_size, net_size, 3)),
+      *cam,
+      train=False,
+    )
+  )
   rng = np.random.default_rng(seed)
 
   def fill(path, sd):
@@ -105,13 +120,15 @@ def random_variables(body, net_size: int = TINY_NET_SIZE, seed: int = 0) -> dict
   variables = jax.tree_util.tree_map_with_path(fill, shapes)
   variables = {k: dict(v) for k, v in variables.items()}
   variables["constants"]["init_shape"] = np.asarray(
-      assets.load_h36m_mean_beta(), np.float32)
+    assets.load_h36m_mean_beta(), np.float32
+  )
   return hybrik_model.attach_body_model(variables, body)
 
 
 def recipe_config():
   """``configs/mixed.py``'s config (the mmhuman3d recipe), loaded by path."""
   import importlib.util
+
   path = Path(__file__).resolve().parents[1] / "configs" / "mixed.py"
   spec = importlib.util.spec_from_file_location("_recipe_config", path)
   module = importlib.util.module_from_spec(spec)
@@ -122,4 +139,5 @@ def recipe_config():
 def recipe_loss_weights() -> dict[str, float]:
   """The recipe's loss weights (beta 1, theta 0.01, twist 0.2, uvd 1)."""
   from hybrik_jax import builders
+
   return builders.loss_weights(recipe_config())

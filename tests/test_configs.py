@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from hybrik_jax import builders
-from hybrik_jax import cli
+from hybrik_jax import builders, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("[!_]*.py"))
@@ -34,10 +33,13 @@ def _load(path: Path) -> ml_collections.ConfigDict:
 
 def _parse(*overrides: str, config: str = "synthetic.py"):
   """The config as an entry point sees it after ``--config FILE overrides``."""
+
   def define(fv: flags.FlagValues) -> None:
     cli.define_config_file(fv, "config", lock_config=False)
-  fv, _ = cli.parse(define, ["--config", str(ROOT / "configs" / config),
-                             *overrides], "test", "")
+
+  fv, _ = cli.parse(
+    define, ["--config", str(ROOT / "configs" / config), *overrides], "test", ""
+  )
   return fv.config
 
 
@@ -60,8 +62,11 @@ def _leaves(node, path: str = "") -> set[str]:
     for k in node.keys():
       out |= _leaves(node._fields[k], f"{path}.{k}" if path else k)  # pylint: disable=protected-access
     return out
-  if isinstance(node, (list, tuple)) and node and all(
-      isinstance(i, ml_collections.ConfigDict) for i in node):
+  if (
+    isinstance(node, (list, tuple))
+    and node
+    and all(isinstance(i, ml_collections.ConfigDict) for i in node)
+  ):
     return set().union(*(_leaves(i, path + "[]") for i in node))
   return {path}
 
@@ -90,21 +95,30 @@ def test_every_config_leaf_is_read(tmp_path, monkeypatch):
   from hybrik_jax.train import loop
 
   config = _parse(
-      "--config.model.image_size=64", "--config.per_device_batch_size=2",
-      "--config.data.synthetic.num_train=4",
-      "--config.data.synthetic.num_test=2", "--config.num_epochs=1",
-      "--config.max_steps=2", "--config.log_every_steps=1",
-      "--config.eval_every_epochs=1", "--config.data.eval_batch_size=2",
-      f"--config.data.root={tmp_path / 'data'}")
+    "--config.model.image_size=64",
+    "--config.per_device_batch_size=2",
+    "--config.data.synthetic.num_train=4",
+    "--config.data.synthetic.num_test=2",
+    "--config.num_epochs=1",
+    "--config.max_steps=2",
+    "--config.log_every_steps=1",
+    "--config.eval_every_epochs=1",
+    "--config.data.eval_batch_size=2",
+    f"--config.data.root={tmp_path / 'data'}",
+  )
   rec = _ReadRecorder(config, monkeypatch)
   summary = loop.train_and_evaluate(config, tmp_path / "run")
   assert summary["steps"] == 2 and "PA-MPJPE" in summary["val"]
   # The test split, as evaluate.py reads it.
-  variables = jax.device_get(loop.checkpointing.load_inference_variables(
-      tmp_path / "run"))
+  variables = jax.device_get(
+    loop.checkpointing.load_inference_variables(tmp_path / "run")
+  )
   result = protocol.evaluate_dataset(
-      variables, builders.make_eval_data(config, config.data.test),
-      model=builders.build_model(config), progress=False)
+    variables,
+    builders.make_eval_data(config, config.data.test),
+    model=builders.build_model(config),
+    progress=False,
+  )
   assert result["num_samples"] == 2
   # The pre-cropped source reads its own folder.
   config.data.source = "tfds"
@@ -113,7 +127,8 @@ def test_every_config_leaf_is_read(tmp_path, monkeypatch):
   for path in CONFIGS:
     unread = sorted(_leaves(_load(path)) - rec.read)
     assert not unread, (
-        f"{path.name}: config values that no code reads: {unread}")
+      f"{path.name}: config values that no code reads: {unread}"
+    )
 
 
 def test_the_recorder_sees_an_unread_leaf(monkeypatch):
@@ -128,11 +143,18 @@ def test_the_recorder_sees_an_unread_leaf(monkeypatch):
 def test_configs_load_and_are_the_recipe():
   mixed = _load(ROOT / "configs" / "mixed.py")
   assert [(d.name, d.weight) for d in mixed.data.train] == [
-      ("h36m", 0.4), ("mpi_inf_3dhp", 0.1), ("coco", 0.5)]
+    ("h36m", 0.4),
+    ("mpi_inf_3dhp", 0.1),
+    ("coco", 0.5),
+  ]
   assert mixed.optimizer.lr == 1e-3 and mixed.num_epochs == 400
   assert tuple(mixed.lr_schedule.decay_epochs) == (180, 240)
   assert builders.loss_weights(mixed) == {
-      "beta": 1.0, "theta": 0.01, "twist": 0.2, "uvd": 1.0}
+    "beta": 1.0,
+    "theta": 0.01,
+    "twist": 0.2,
+    "uvd": 1.0,
+  }
   assert "weight" not in mixed.data.val and "weight" not in mixed.data.test
   syn = _load(ROOT / "configs" / "synthetic.py")
   assert syn.data.synthetic.generate and syn.model.image_size == 128
@@ -153,47 +175,82 @@ def _spec_source(config) -> str:
     return "npz (not rendered yet)"
 
 
-@pytest.mark.parametrize("override, observe", [
-    ("--config.model.image_size=96",
-     lambda c: builders.transform_config(c).img_res),
+@pytest.mark.parametrize(
+  "override, observe",
+  [
+    (
+      "--config.model.image_size=96",
+      lambda c: builders.transform_config(c).img_res,
+    ),
     ("--config.model.dtype=bfloat16", lambda c: builders.build_model(c).dtype),
-    ("--config.model.dropout=0.1",
-     lambda c: builders.build_model(c).dropout_rate),
-    ("--config.model.backbone=resnet50",
-     lambda c: builders.build_model(c).backbone),
-    ("--config.augment.rot_factor=10.0",
-     lambda c: builders.transform_config(c).rot_factor),
-    ("--config.augment.flip_prob=0.0",
-     lambda c: builders.transform_config(c).flip_prob),
-    ("--config.augment.dpg_prob=0.0",
-     lambda c: builders.transform_config(c).dpg_prob),
-    ("--config.augment.scale_factor=0.1",
-     lambda c: builders.transform_config(c).scale_factor),
-    ("--config.augment.rot_prob=0.1",
-     lambda c: builders.transform_config(c).rot_prob),
-    ("--config.augment.occlusion_prob=0.0",
-     lambda c: builders.transform_config(c).occlusion_prob),
-    ("--config.augment.noise_factor=0.0",
-     lambda c: builders.transform_config(c).noise_factor),
-    ("--config.normalize.to_rgb=False",
-     lambda c: builders.transform_config(c).to_rgb),
-    ("--config.normalize.mean=(0.,0.,0.)",
-     lambda c: builders.transform_config(c).mean),
+    (
+      "--config.model.dropout=0.1",
+      lambda c: builders.build_model(c).dropout_rate,
+    ),
+    (
+      "--config.model.backbone=resnet50",
+      lambda c: builders.build_model(c).backbone,
+    ),
+    (
+      "--config.augment.rot_factor=10.0",
+      lambda c: builders.transform_config(c).rot_factor,
+    ),
+    (
+      "--config.augment.flip_prob=0.0",
+      lambda c: builders.transform_config(c).flip_prob,
+    ),
+    (
+      "--config.augment.dpg_prob=0.0",
+      lambda c: builders.transform_config(c).dpg_prob,
+    ),
+    (
+      "--config.augment.scale_factor=0.1",
+      lambda c: builders.transform_config(c).scale_factor,
+    ),
+    (
+      "--config.augment.rot_prob=0.1",
+      lambda c: builders.transform_config(c).rot_prob,
+    ),
+    (
+      "--config.augment.occlusion_prob=0.0",
+      lambda c: builders.transform_config(c).occlusion_prob,
+    ),
+    (
+      "--config.augment.noise_factor=0.0",
+      lambda c: builders.transform_config(c).noise_factor,
+    ),
+    (
+      "--config.normalize.to_rgb=False",
+      lambda c: builders.transform_config(c).to_rgb,
+    ),
+    (
+      "--config.normalize.mean=(0.,0.,0.)",
+      lambda c: builders.transform_config(c).mean,
+    ),
     ("--config.loss_weights.uvd=2.0", lambda c: builders.loss_weights(c)),
     ("--config.loss_weights.theta=0.5", lambda c: builders.loss_weights(c)),
     ("--config.optimizer.lr=0.01", _adam_update),
     ("--config.optimizer.eps=0.5", _adam_update),
     ("--config.optimizer.weight_decay=1.0", _adam_update),
-    ("--config.lr_schedule.decay_epochs=(1,)",
-     lambda c: float(builders.make_optimizer(c, 10)[1](15))),
-    ("--config.lr_schedule.decay_factor=0.5",
-     lambda c: float(builders.make_optimizer(c, 10)[1](95))),
+    (
+      "--config.lr_schedule.decay_epochs=(1,)",
+      lambda c: float(builders.make_optimizer(c, 10)[1](15)),
+    ),
+    (
+      "--config.lr_schedule.decay_factor=0.5",
+      lambda c: float(builders.make_optimizer(c, 10)[1](95)),
+    ),
     ("--config.data.source=tfds", lambda c: _spec_source(c)),
-    ("--config.data.root=/elsewhere",
-     lambda c: builders.resolve_path(c, "x.npz")),
-    ("--config.body_model.path=package://other.pkl",
-     lambda c: builders.resolve_path(c, c.body_model.path)),
-])
+    (
+      "--config.data.root=/elsewhere",
+      lambda c: builders.resolve_path(c, "x.npz"),
+    ),
+    (
+      "--config.body_model.path=package://other.pkl",
+      lambda c: builders.resolve_path(c, c.body_model.path),
+    ),
+  ],
+)
 def test_override_changes_what_is_built(override, observe):
   base, changed = observe(_parse()), observe(_parse(override))
   if isinstance(base, np.ndarray):

@@ -16,16 +16,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import checkpoint_recipe
 import jax
 import numpy as np
 import pytest
-
-import checkpoint_recipe
-from conftest import FIXTURES, golden
 import torch_writer as tw
-from hybrik_jax.interop import convert
+from conftest import FIXTURES, golden
+
 from hybrik_jax import smpl as smpl_lib
-from hybrik_jax.interop import weight_mapping
+from hybrik_jax.interop import convert, weight_mapping
 from hybrik_jax.smpl import io as smpl_io
 from hybrik_jax.smpl import tables
 
@@ -49,19 +48,21 @@ def smpl_buffers(smpl_pkl: Path) -> dict[str, np.ndarray]:
   nv = raw["v_template"].shape[0]
   f32 = lambda x: np.ascontiguousarray(x, dtype=np.float32)
   return {
-      "smpl.shapedirs": f32(raw["shapedirs"][:, :, :10]),
-      "smpl.vertex_joint_selector.extra_joints_idxs":
-          np.arange(100, 121, dtype=np.int64),
-      "smpl.faces_tensor": np.asarray(raw["f"], np.int64),
-      "smpl.v_template": f32(raw["v_template"]),
-      "smpl.J_regressor": f32(raw["J_regressor"]),
-      "smpl.posedirs": f32(np.asarray(raw["posedirs"]).reshape(nv * 3, 207).T),
-      "smpl.parents": np.asarray(tables.HYBRIK_PARENTS, np.int64),
-      "smpl.lbs_weights": f32(raw["weights"]),
-      "smpl.joints_regressor_extra":
-          f32(np.load(FIXTURES / "J_regressor_h36m.npy")),
-      "smpl.tpose_joints": np.zeros((1, 24, 3), np.float32),
-      "smpl.children_map": np.asarray(tables.HYBRIK_CHILDREN, np.int64),
+    "smpl.shapedirs": f32(raw["shapedirs"][:, :, :10]),
+    "smpl.vertex_joint_selector.extra_joints_idxs": np.arange(
+      100, 121, dtype=np.int64
+    ),
+    "smpl.faces_tensor": np.asarray(raw["f"], np.int64),
+    "smpl.v_template": f32(raw["v_template"]),
+    "smpl.J_regressor": f32(raw["J_regressor"]),
+    "smpl.posedirs": f32(np.asarray(raw["posedirs"]).reshape(nv * 3, 207).T),
+    "smpl.parents": np.asarray(tables.HYBRIK_PARENTS, np.int64),
+    "smpl.lbs_weights": f32(raw["weights"]),
+    "smpl.joints_regressor_extra": f32(
+      np.load(FIXTURES / "J_regressor_h36m.npy")
+    ),
+    "smpl.tpose_joints": np.zeros((1, 24, 3), np.float32),
+    "smpl.children_map": np.asarray(tables.HYBRIK_CHILDREN, np.int64),
   }
 
 
@@ -77,22 +78,33 @@ def full_state_dict(smpl_pkl: Path) -> dict[str, np.ndarray]:
   return {k: values[k] for k in keys}
 
 
-def mmcv_container(state_dict: dict[str, np.ndarray], prefix: str = "",
-                   optimizer: bool = False) -> dict:
+def mmcv_container(
+  state_dict: dict[str, np.ndarray], prefix: str = "", optimizer: bool = False
+) -> dict:
   """{'meta', 'state_dict'[, 'optimizer']} as mmcv's save_checkpoint writes."""
   sd = collections.OrderedDict((prefix + k, v) for k, v in state_dict.items())
   sd._metadata = collections.OrderedDict(  # pylint: disable=protected-access
-      [("", {"version": 1}), ("backbone", {"version": 1})])
-  obj = {"meta": {"mmhuman3d_version": "0.11.0", "mmcv_version": "1.5.3",
-                  "config": "model = dict(type='HybridIK')\n" * 3,
-                  "env_info": "sys.platform: linux", "seed": 0, "epoch": 100,
-                  "iter": 123400, "time": "Fri Feb 11 12:00:00 2022",
-                  "hook_msgs": {"last_ckpt": "work_dirs/epoch_100.pth"}},
-         "state_dict": sd}
+    [("", {"version": 1}), ("backbone", {"version": 1})]
+  )
+  obj = {
+    "meta": {
+      "mmhuman3d_version": "0.11.0",
+      "mmcv_version": "1.5.3",
+      "config": "model = dict(type='HybridIK')\n" * 3,
+      "env_info": "sys.platform: linux",
+      "seed": 0,
+      "epoch": 100,
+      "iter": 123400,
+      "time": "Fri Feb 11 12:00:00 2022",
+      "hook_msgs": {"last_ckpt": "work_dirs/epoch_100.pth"},
+    },
+    "state_dict": sd,
+  }
   if optimizer:
-    obj["optimizer"] = {"state": {0: {"step": 3, "exp_avg":
-                                      np.ones(4, np.float32)}},
-                        "param_groups": [{"lr": 1e-3, "params": [0]}]}
+    obj["optimizer"] = {
+      "state": {0: {"step": 3, "exp_avg": np.ones(4, np.float32)}},
+      "param_groups": [{"lr": 1e-3, "params": [0]}],
+    }
   return obj
 
 
@@ -114,6 +126,7 @@ def converted(tmp_path_factory, ckpt):
   out = tmp_path_factory.mktemp("conv") / "hybrik_resnet34"
   import contextlib
   import io
+
   buf = io.StringIO()
   with contextlib.redirect_stdout(buf):
     rc = convert_torch_weights.main([str(ckpt), str(out)])
@@ -137,6 +150,7 @@ def run_cli(*args) -> tuple[int, str, str]:
   """Runs convert_torch_weights.main in-process; returns (rc, out, err)."""
   import contextlib
   import io
+
   out, err = io.StringIO(), io.StringIO()
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     rc = convert_torch_weights.main([str(a) for a in args])
@@ -151,8 +165,11 @@ def assert_clean_failure(rc: int, err: str, out_dir: Path, *needles: str):
   for needle in needles:
     assert needle in lines[0], (needle, lines[0])
   assert not out_dir.exists()
-  leftovers = [p.name for p in out_dir.parent.iterdir()
-               if p.name.startswith(f".{out_dir.name}.")]
+  leftovers = [
+    p.name
+    for p in out_dir.parent.iterdir()
+    if p.name.startswith(f".{out_dir.name}.")
+  ]
   assert not leftovers, leftovers
 
 
@@ -163,6 +180,7 @@ def assert_clean_failure(rc: int, err: str, out_dir: Path, *needles: str):
 
 def test_writer_round_trip_full_checkpoint(ckpt, state_dict):
   from hybrik_jax.interop.torch_format import load_torch_checkpoint
+
   obj = load_torch_checkpoint(ckpt)
   assert sorted(obj) == ["meta", "state_dict"]
   assert list(obj["state_dict"]) == list(state_dict)
@@ -173,8 +191,11 @@ def test_writer_round_trip_full_checkpoint(ckpt, state_dict):
 
 def test_cli_output_folder(converted):
   out, stdout = converted
-  assert sorted(os.listdir(out)) == ["report.json", "smpl_neutral.npz",
-                                     "variables"]
+  assert sorted(os.listdir(out)) == [
+    "report.json",
+    "smpl_neutral.npz",
+    "variables",
+  ]
   assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
   assert "27,589,816 trainable parameters" in stdout
   assert "13668 faces" in stdout
@@ -190,13 +211,16 @@ def test_converted_variables_match_mapping(converted, state_dict):
   assert n_params == NUM_TRAINABLE
   # Spot checks of the layout conversion, independent of the mapping module.
   np.testing.assert_array_equal(
-      got["params"]["backbone"]["conv1"]["kernel"],
-      state_dict["backbone.conv1.weight"].transpose(2, 3, 1, 0))
-  np.testing.assert_array_equal(got["params"]["head"]["fc1"]["kernel"],
-                                state_dict["head.fc1.weight"].T)
-  np.testing.assert_array_equal(got["constants"]["init_shape"],
-                                np.load(FIXTURES / "h36m_mean_beta.npy")
-                                .astype(np.float32))
+    got["params"]["backbone"]["conv1"]["kernel"],
+    state_dict["backbone.conv1.weight"].transpose(2, 3, 1, 0),
+  )
+  np.testing.assert_array_equal(
+    got["params"]["head"]["fc1"]["kernel"], state_dict["head.fc1.weight"].T
+  )
+  np.testing.assert_array_equal(
+    got["constants"]["init_shape"],
+    np.load(FIXTURES / "h36m_mean_beta.npy").astype(np.float32),
+  )
 
 
 def _leaves(tree):
@@ -213,28 +237,41 @@ def test_report(converted, ckpt, state_dict):
   assert report == convert.load_report(out)
   assert report["kind"] == "mmhuman3d_hybrik_resnet34"
   assert report["source"]["file"] == ckpt.name
-  assert report["source"]["sha256"] == hashlib.sha256(
-      ckpt.read_bytes()).hexdigest()
+  assert (
+    report["source"]["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+  )
   assert report["source"]["bytes"] == ckpt.stat().st_size
-  assert report["meta"] == {"mmhuman3d_version": "0.11.0",
-                            "mmcv_version": "1.5.3", "epoch": 100,
-                            "iter": 123400, "seed": 0,
-                            "time": "Fri Feb 11 12:00:00 2022"}
+  assert report["meta"] == {
+    "mmhuman3d_version": "0.11.0",
+    "mmcv_version": "1.5.3",
+    "epoch": 100,
+    "iter": 123400,
+    "seed": 0,
+    "time": "Fri Feb 11 12:00:00 2022",
+  }
   assert report["container_keys"] == ["meta", "state_dict"]
   assert report["module_prefix_stripped"] is False
   n_smpl = sum(k.startswith("smpl.") for k in state_dict)
   n_nbt = sum(k.endswith("num_batches_tracked") for k in state_dict)
   assert (n_smpl, n_nbt) == (11, 39)
   assert report["tensors"] == {
-      "total": len(state_dict), "mapped": NUM_MAPPED,
-      "ignored": n_smpl + n_nbt, "ignored_smpl": n_smpl,
-      "ignored_num_batches_tracked": n_nbt}
+    "total": len(state_dict),
+    "mapped": NUM_MAPPED,
+    "ignored": n_smpl + n_nbt,
+    "ignored_smpl": n_smpl,
+    "ignored_num_batches_tracked": n_nbt,
+  }
   assert report["variables"]["arrays"] == NUM_MAPPED
   assert report["variables"]["params"] == NUM_TRAINABLE
   assert report["smpl_neutral"] == {
-      "file": "smpl_neutral.npz", "num_vertices": 6890, "num_faces": 13668,
-      "num_betas": 10, "has_J_regressor_extra": True}
+    "file": "smpl_neutral.npz",
+    "num_vertices": 6890,
+    "num_faces": 13668,
+    "num_betas": 10,
+    "has_J_regressor_extra": True,
+  }
   import hybrik_jax
+
   assert report["hybrik_jax_version"] == hybrik_jax.__version__
 
 
@@ -243,23 +280,36 @@ def test_smpl_npz_official_layout(converted, smpl_pkl, state_dict):
   raw = smpl_io.load_raw_dict(smpl_pkl)
   with np.load(out / "smpl_neutral.npz", allow_pickle=False) as npz:
     got = {k: npz[k] for k in npz.files}
-  assert sorted(got) == sorted(["v_template", "shapedirs", "posedirs",
-                                "J_regressor", "weights", "f",
-                                "kintree_table", "J_regressor_extra"])
+  assert sorted(got) == sorted(
+    [
+      "v_template",
+      "shapedirs",
+      "posedirs",
+      "J_regressor",
+      "weights",
+      "f",
+      "kintree_table",
+      "J_regressor_extra",
+    ]
+  )
   assert got["posedirs"].shape == (6890, 3, 207)
   for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights"):
     assert got[key].dtype == np.float32, key
     np.testing.assert_array_equal(
-        got[key], np.asarray(raw[key], np.float32)[..., :got[key].shape[-1]]
-        if key == "shapedirs" else np.asarray(raw[key], np.float32),
-        err_msg=key)
+      got[key],
+      np.asarray(raw[key], np.float32)[..., : got[key].shape[-1]]
+      if key == "shapedirs"
+      else np.asarray(raw[key], np.float32),
+      err_msg=key,
+    )
   assert got["f"].dtype == np.uint32
   np.testing.assert_array_equal(got["f"], raw["f"])
   assert got["kintree_table"].dtype == np.int64
   np.testing.assert_array_equal(got["kintree_table"], raw["kintree_table"])
   assert got["kintree_table"][0, 0] == 4294967295
-  np.testing.assert_array_equal(got["J_regressor_extra"],
-                                state_dict["smpl.joints_regressor_extra"])
+  np.testing.assert_array_equal(
+    got["J_regressor_extra"], state_dict["smpl.joints_regressor_extra"]
+  )
 
 
 def test_smpl_npz_loads_and_runs(converted, state_dict):
@@ -268,29 +318,36 @@ def test_smpl_npz_loads_and_runs(converted, state_dict):
   np.testing.assert_array_equal(model.v_template, state_dict["smpl.v_template"])
   np.testing.assert_array_equal(model.shapedirs, state_dict["smpl.shapedirs"])
   np.testing.assert_array_equal(model.posedirs, state_dict["smpl.posedirs"])
-  np.testing.assert_array_equal(model.J_regressor,
-                                state_dict["smpl.J_regressor"])
-  np.testing.assert_array_equal(model.lbs_weights,
-                                state_dict["smpl.lbs_weights"])
+  np.testing.assert_array_equal(
+    model.J_regressor, state_dict["smpl.J_regressor"]
+  )
+  np.testing.assert_array_equal(
+    model.lbs_weights, state_dict["smpl.lbs_weights"]
+  )
   np.testing.assert_array_equal(model.faces, state_dict["smpl.faces_tensor"])
-  np.testing.assert_array_equal(model.J_regressor_extra,
-                                state_dict["smpl.joints_regressor_extra"])
+  np.testing.assert_array_equal(
+    model.J_regressor_extra, state_dict["smpl.joints_regressor_extra"]
+  )
   # The extracted model reproduces smplx's outputs (golden, float32 ref).
   g = golden("golden_smpl.npz")
-  res = jax.jit(smpl_lib.forward)(model, g["betas"], g["body_pose"],
-                                  g["global_orient"], g["transl"])
+  res = jax.jit(smpl_lib.forward)(
+    model, g["betas"], g["body_pose"], g["global_orient"], g["transl"]
+  )
   np.testing.assert_allclose(res["vertices"], g["vertices"], atol=1e-5, rtol=0)
   np.testing.assert_allclose(res["joints"], g["joints24"], atol=1e-5, rtol=0)
-  np.testing.assert_allclose(res["joints_extra"], g["joints_h36m17"],
-                             atol=1e-5, rtol=0)
+  np.testing.assert_allclose(
+    res["joints_extra"], g["joints_h36m17"], atol=1e-5, rtol=0
+  )
 
 
 @pytest.mark.slow
 def test_module_prefix_bare_state_dict_without_smpl(tmp_path, state_dict):
   """A bare, DataParallel-prefixed state_dict without smpl.* buffers."""
   sd = collections.OrderedDict(
-      ("module." + k, v) for k, v in state_dict.items()
-      if not k.startswith("smpl."))
+    ("module." + k, v)
+    for k, v in state_dict.items()
+    if not k.startswith("smpl.")
+  )
   path = tmp_path / "bare.pth"
   tw.save(sd, path)
   out = tmp_path / "out"
@@ -302,11 +359,13 @@ def test_module_prefix_bare_state_dict_without_smpl(tmp_path, state_dict):
   assert sorted(os.listdir(out)) == ["report.json", "variables"]
   got = convert.load_converted(out)
   np.testing.assert_array_equal(
-      got["params"]["head"]["decphi"]["kernel"],
-      state_dict["head.decphi.weight"].T)
+    got["params"]["head"]["decphi"]["kernel"],
+    state_dict["head.decphi.weight"].T,
+  )
   np.testing.assert_array_equal(
-      got["batch_stats"]["backbone"]["layer4_2"]["bn2"]["var"],
-      state_dict["backbone.layer4.2.bn2.running_var"])
+    got["batch_stats"]["backbone"]["layer4_2"]["bn2"]["var"],
+    state_dict["backbone.layer4.2.bn2.running_var"],
+  )
 
 
 @pytest.mark.slow
@@ -317,12 +376,15 @@ def test_legacy_format_checkpoint(tmp_path, state_dict, converted):
   out = tmp_path / "out"
   rc, stdout, err = run_cli(path, out)
   assert rc == 0, err
-  assert_trees_equal(convert.load_converted(out),
-                     convert.load_converted(converted[0]))
+  assert_trees_equal(
+    convert.load_converted(out), convert.load_converted(converted[0])
+  )
   report = convert.load_report(out)
   assert report["container_keys"] == ["meta", "optimizer", "state_dict"]
-  with np.load(out / "smpl_neutral.npz") as got, \
-       np.load(converted[0] / "smpl_neutral.npz") as want:
+  with (
+    np.load(out / "smpl_neutral.npz") as got,
+    np.load(converted[0] / "smpl_neutral.npz") as want,
+  ):
     assert sorted(got.files) == sorted(want.files)
     for key in want.files:
       np.testing.assert_array_equal(got[key], want[key], err_msg=key)
@@ -337,11 +399,15 @@ def test_overwrite(tmp_path, ckpt, converted):
   assert (out / "stale.txt").read_text() == "old"
   rc, stdout, err = run_cli(ckpt, out, "--overwrite")
   assert rc == 0, err
-  assert sorted(os.listdir(out)) == ["report.json", "smpl_neutral.npz",
-                                     "variables"]
+  assert sorted(os.listdir(out)) == [
+    "report.json",
+    "smpl_neutral.npz",
+    "variables",
+  ]
   assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-  assert_trees_equal(convert.load_converted(out),
-                     convert.load_converted(converted[0]))
+  assert_trees_equal(
+    convert.load_converted(out), convert.load_converted(converted[0])
+  )
 
 
 # -----------------------------------------------------------------------------
@@ -351,8 +417,10 @@ def test_overwrite(tmp_path, ckpt, converted):
 
 def test_torchvision(tmp_path, state_dict, ckpt):
   tv = collections.OrderedDict(
-      (k[len("backbone."):], v) for k, v in state_dict.items()
-      if k.startswith("backbone."))
+    (k[len("backbone.") :], v)
+    for k, v in state_dict.items()
+    if k.startswith("backbone.")
+  )
   tv["fc.weight"] = np.full((1000, 512), 0.5, np.float32)
   tv["fc.bias"] = np.zeros(1000, np.float32)
   path = tmp_path / "resnet34-b627a593.pth"
@@ -363,8 +431,9 @@ def test_torchvision(tmp_path, state_dict, ckpt):
   got = convert.load_converted(out)
   assert_trees_equal(got, weight_mapping.torchvision_resnet34_to_backbone(tv))
   np.testing.assert_array_equal(
-      got["params"]["conv1"]["kernel"],
-      state_dict["backbone.conv1.weight"].transpose(2, 3, 1, 0))
+    got["params"]["conv1"]["kernel"],
+    state_dict["backbone.conv1.weight"].transpose(2, 3, 1, 0),
+  )
   report = convert.load_report(out)
   assert report["kind"] == "torchvision_resnet34"
   assert report["tensors"] == {"total": 218, "mapped": 180, "ignored": 38}
@@ -408,7 +477,8 @@ def test_error_truncated(tmp_path, ckpt):
 def test_error_malicious(tmp_path):
   marker = tmp_path / "pwned"
   data_pkl, _ = tw.dumps_data_pkl(
-      {"state_dict": tw.Call(tw.Global("os", "system"), f"touch {marker}")})
+    {"state_dict": tw.Call(tw.Global("os", "system"), f"touch {marker}")}
+  )
   path = tmp_path / "evil.pth"
   tw.save({}, path, data_pkl=data_pkl)
   out = tmp_path / "out"
@@ -424,7 +494,8 @@ def test_error_resnet50_like(tmp_path):
   for i in range(3):
     for c, (o, k) in enumerate(((64, 1), (64, 3), (256, 1)), start=1):
       sd[f"backbone.layer1.{i}.conv{c}.weight"] = np.zeros(
-          (o, 64 if c < 3 or i else 64, k, k), np.float32)
+        (o, 64 if c < 3 or i else 64, k, k), np.float32
+      )
   sd["head.fc1.weight"] = np.zeros((1024, 2048), np.float32)
   path = tmp_path / "resnet50_hybrik.pth"
   tw.save({"meta": {}, "state_dict": sd}, path)
@@ -447,8 +518,12 @@ def test_error_wrong_shapes_lists_problems(tmp_path, state_dict):
   with pytest.raises(weight_mapping.WeightMappingError) as info:
     convert.convert_checkpoint(path, out)
   message = str(info.value)
-  for needle in ("head.decphi.bias", "head.decshape.weight", "[24, 1024]",
-                 "head.deccam_extra.weight"):
+  for needle in (
+    "head.decphi.bias",
+    "head.decshape.weight",
+    "[24, 1024]",
+    "head.deccam_extra.weight",
+  ):
     assert needle in message
   assert not out.exists()
 
@@ -468,8 +543,9 @@ def test_error_bad_smpl_buffers(tmp_path, state_dict):
   tw.save({"state_dict": sd}, path)
   out = tmp_path / "out"
   rc, _, err = run_cli(path, out)
-  assert_clean_failure(rc, err, out, "smpl.posedirs", "[207, 100]",
-                       "[207, 20670]")
+  assert_clean_failure(
+    rc, err, out, "smpl.posedirs", "[207, 100]", "[207, 20670]"
+  )
   del sd["smpl.posedirs"]
   with pytest.raises(convert.ConversionError, match="missing.*smpl.posedirs"):
     convert.smpl_arrays_from_state_dict(sd, "x.pth")
@@ -480,8 +556,13 @@ def test_cli_subprocess_exit_code(tmp_path):
   path = tmp_path / "random.pth"
   path.write_bytes(np.random.default_rng(0).bytes(1000))
   out = tmp_path / "out"
-  proc = subprocess.run([sys.executable, str(CLI), str(path), str(out)],
-                        capture_output=True, text=True, cwd=REPO, check=False,
-                        timeout=120)
+  proc = subprocess.run(
+    [sys.executable, str(CLI), str(path), str(out)],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    check=False,
+    timeout=120,
+  )
   assert_clean_failure(proc.returncode, proc.stderr, out, str(path))
   assert proc.stdout == ""

@@ -14,16 +14,14 @@ import sys
 from pathlib import Path
 
 import cv2
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from hybrik_jax import assets, render
-from hybrik_jax.demo import camera, inputs, outputs, placement, predictor
-from hybrik_jax.demo import run as demo_run
 from hybrik_jax.data import conventions, synthetic, transforms
 from hybrik_jax.data.sources import NpzSource
+from hybrik_jax.demo import camera, inputs, outputs, placement, predictor
+from hybrik_jax.demo import run as demo_run
 
 REPO = Path(__file__).resolve().parent.parent
 NET_SIZE = 64  # network input size of the test checkpoint
@@ -50,8 +48,15 @@ def body():
 def syn(tmp_path_factory, body):
   """3 synthetic test samples (metres) + their NpzSource."""
   out = tmp_path_factory.mktemp("syn")
-  res = synthetic.generate(out, num=3, num_test=3, seed=3, image_size=IMAGE_WH,
-                           model=body, progress=False)
+  res = synthetic.generate(
+    out,
+    num=3,
+    num_test=3,
+    seed=3,
+    image_size=IMAGE_WH,
+    model=body,
+    progress=False,
+  )
   source = NpzSource("synthetic", str(res["test"]), str(out), test_mode=True)
   return out, source
 
@@ -64,24 +69,29 @@ def run_dir(tiny_run_dir):
 @pytest.fixture(scope="module")
 def variables(run_dir):
   from hybrik_jax.train import checkpointing
+
   return checkpointing.load_inference_variables(run_dir)
 
 
 def _gt_vertices(body, ann):
   """Ground-truth SMPL vertices [V, 3] (model frame) and joints [24, 3]."""
   from hybrik_jax import smpl
+
   thetas = np.asarray(ann["pose"], np.float32).reshape(24, 3)
   betas = np.asarray(ann["beta"], np.float32).reshape(1, 10)
   out = smpl.forward(body, betas, thetas[None, 1:], thetas[None, 0])
-  return (np.asarray(out["vertices"][0], np.float64),
-          np.asarray(out["joints"][0], np.float64))
+  return (
+    np.asarray(out["vertices"][0], np.float64),
+    np.asarray(out["joints"][0], np.float64),
+  )
 
 
 def _camera(source, j: int) -> camera.Camera:
   """The synthetic sample's true camera."""
   cam = source.annotations.human_data["cam_param"]
-  return camera.Camera(float(cam["f"][j][0]),
-                       tuple(float(c) for c in cam["c"][j]))
+  return camera.Camera(
+    float(cam["f"][j][0]), tuple(float(c) for c in cam["c"][j])
+  )
 
 
 def _box_iou(a_xyxy, b_xyxy) -> float:
@@ -115,14 +125,17 @@ def test_gt_placement_overlays_the_person(syn, body):
     cam = _camera(source, j)
     verts_cam = placement.place_vertices(verts, t0, root_cam)
     h, w = ann["ann_info"]["height"], ann["ann_info"]["width"]
-    mask = render.rasterize(verts_cam, np.asarray(body.faces), cam.focal,
-                            cam.princpt, (h, w))[0] >= 0
+    mask = (
+      render.rasterize(
+        verts_cam, np.asarray(body.faces), cam.focal, cam.princpt, (h, w)
+      )[0]
+      >= 0
+    )
     iou = _box_iou(_mask_box(mask), np.asarray(ann["bbox"], np.float64))
     assert iou > 0.97, (j, iou)
     # The overlay's left panel shows the mesh exactly where the mask is.
     img = cv2.imread(str(source.image_path(j)))
-    panel = outputs.render_overlay(img, verts_cam, np.asarray(body.faces),
-                                  cam)
+    panel = outputs.render_overlay(img, verts_cam, np.asarray(body.faces), cam)
     assert panel.shape == (h, 2 * w, 3)
     changed = np.any(panel[:, :w] != img, axis=-1)
     assert changed[mask].mean() > 0.95 and not changed[~mask].any()
@@ -142,8 +155,9 @@ def test_fit_translation_recovers_the_root(syn):
     t = placement.fit_translation(rel, uv, cam)
     np.testing.assert_allclose(t, ann["joint_root"], atol=1e-4)
     # Degenerate input (all joints at one pixel) is reported as NaN.
-    assert np.isnan(placement.fit_translation(
-        np.zeros((24, 3)), np.zeros((24, 2)), cam)).all()
+    assert np.isnan(
+      placement.fit_translation(np.zeros((24, 3)), np.zeros((24, 2)), cam)
+    ).all()
 
 
 def test_crop_matches_the_test_pipeline(syn):
@@ -155,15 +169,17 @@ def test_crop_matches_the_test_pipeline(syn):
     ann, img = source[j]
     want = transforms.test_sample(ann, img, config)
     x1, y1, x2, y2 = np.asarray(ann["bbox"], np.float64)
-    crop, trans_inv = camera.crop_image(img, np.array([x1, y1, x2 - x1,
-                                                       y2 - y1]), NET_SIZE)
+    crop, trans_inv = camera.crop_image(
+      img, np.array([x1, y1, x2 - x1, y2 - y1]), NET_SIZE
+    )
     np.testing.assert_array_equal(crop, want["img"])
     np.testing.assert_array_equal(trans_inv, want["trans_inv"])
     uvd = want["target_uvd_29"].reshape(29, 3)
     uv = placement.uvd_to_image(uvd, want["trans_inv"], NET_SIZE)
     hd = source.annotations.human_data
     true_uv = hd.keypoints("keypoints3d", j)[
-        np.asarray(conventions.HYBRIK29_IDXS), :2]
+      np.asarray(conventions.HYBRIK29_IDXS), :2
+    ]
     np.testing.assert_allclose(uv, true_uv, atol=2e-3)
 
 
@@ -182,10 +198,15 @@ def test_camera_and_depth_prior():
 
 
 def test_bbox_parsing(tmp_path):
-  np.testing.assert_array_equal(inputs.parse_bbox("1,2.5,30,40"),
-                                [1, 2.5, 30, 40])
-  for bad, msg in (("1,2,3", "4 finite numbers"), ("a,b,c,d", "x,y,w,h"),
-                   ("1,2,0,5", "empty"), ("1,2,nan,5", "finite")):
+  np.testing.assert_array_equal(
+    inputs.parse_bbox("1,2.5,30,40"), [1, 2.5, 30, 40]
+  )
+  for bad, msg in (
+    ("1,2,3", "4 finite numbers"),
+    ("a,b,c,d", "x,y,w,h"),
+    ("1,2,0,5", "empty"),
+    ("1,2,nan,5", "finite"),
+  ):
     with pytest.raises(inputs.DemoError, match=msg):
       inputs.parse_bbox(bad)
   with pytest.raises(inputs.DemoError, match="outside the 64x48 image"):
@@ -215,7 +236,8 @@ def test_bbox_parsing(tmp_path):
 def test_image_size_from_checkpoint(run_dir):
   assert predictor.checkpoint_image_size(run_dir) == NET_SIZE
   assert predictor.checkpoint_image_size(run_dir / "checkpoints" / "0") == (
-      NET_SIZE)
+    NET_SIZE
+  )
   assert predictor.resolve_image_size(run_dir, None) == NET_SIZE
   with pytest.raises(inputs.DemoError, match="trained at"):
     predictor.resolve_image_size(run_dir, 256)
@@ -245,16 +267,20 @@ def _check_result_npz(path: Path, box, frames=None):
     # mmhuman3d's IK, so det(pose[0]) may be -1 for such random
     # skeletons); the mesh is in front of the camera.
     pose = d["pose"].reshape(-1, 24, 3, 3)
-    np.testing.assert_allclose(pose @ np.swapaxes(pose, -1, -2),
-                               np.broadcast_to(np.eye(3), pose.shape),
-                               atol=1e-3)
-    np.testing.assert_allclose(np.abs(np.linalg.det(pose[:, 0])), 1.0,
-                               atol=1e-3)
+    np.testing.assert_allclose(
+      pose @ np.swapaxes(pose, -1, -2),
+      np.broadcast_to(np.eye(3), pose.shape),
+      atol=1e-3,
+    )
+    np.testing.assert_allclose(
+      np.abs(np.linalg.det(pose[:, 0])), 1.0, atol=1e-3
+    )
     np.testing.assert_allclose(np.linalg.det(pose[:, 1:]), 1.0, atol=1e-3)
     assert (d["vertices"][..., 2] > 0).all()
     # Consistent placement: SMPL joints = relative joints + pelvis_cam.
-    np.testing.assert_allclose(d["xyz_24"][..., 0, :], d["pelvis_cam"],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+      d["xyz_24"][..., 0, :], d["pelvis_cam"], atol=1e-5
+    )
     if box is not None:
       np.testing.assert_allclose(d["bbox_xywh"].reshape(-1, 4)[0], box)
     return {k: d[k] for k in d.files}
@@ -264,24 +290,38 @@ def test_image_end_to_end_cli(syn, run_dir, tmp_path, capsys):
   syn_dir, _ = syn
   img_path = syn_dir / "images" / "000000.jpg"
   out = tmp_path / "out"
-  rc = _load_cli().main(["--checkpoint", str(run_dir), "--input",
-                         str(img_path), "--out", str(out), "--batch-size",
-                         "1", "--bbox", "20,30,150,200"])
+  rc = _load_cli().main(
+    [
+      "--checkpoint",
+      str(run_dir),
+      "--input",
+      str(img_path),
+      "--out",
+      str(out),
+      "--batch-size",
+      "1",
+      "--bbox",
+      "20,30,150,200",
+    ]
+  )
   assert rc == 0, capsys.readouterr().err
   img = cv2.imread(str(img_path))
   overlay = cv2.imread(str(out / "000000_overlay.png"))
   assert overlay.shape == (img.shape[0], 2 * img.shape[1], 3)
-  assert np.any(overlay[:, :img.shape[1]] != img)  # something was drawn
+  assert np.any(overlay[:, : img.shape[1]] != img)  # something was drawn
   res = _check_result_npz(out / "000000.npz", [20, 30, 150, 200])
   np.testing.assert_allclose(res["focal"], max(img.shape[:2]))
   # The network's root depth input is the box prior: f * 1.7 m / 200 px.
-  np.testing.assert_allclose(res["joint_root_mm"][2],
-                             256 * 1.7 / 200 * 1000, rtol=1e-6)
+  np.testing.assert_allclose(
+    res["joint_root_mm"][2], 256 * 1.7 / 200 * 1000, rtol=1e-6
+  )
   lines = (out / "000000.obj").read_text().splitlines()
-  v = np.array([[float(x) for x in l.split()[1:]] for l in lines
-                if l.startswith("v ")])
-  f = np.array([[int(x) for x in l.split()[1:]] for l in lines
-                if l.startswith("f ")])
+  v = np.array(
+    [[float(x) for x in l.split()[1:]] for l in lines if l.startswith("v ")]
+  )
+  f = np.array(
+    [[int(x) for x in l.split()[1:]] for l in lines if l.startswith("f ")]
+  )
   np.testing.assert_allclose(v, res["vertices"], atol=1e-5)
   assert f.shape == (13668, 3) and f.min() == 1 and f.max() == 6890
 
@@ -295,10 +335,18 @@ def test_folder_with_bbox_file(syn, run_dir, variables, tmp_path):
     (folder / name).write_bytes((syn_dir / "images" / name).read_bytes())
   (folder / "notes.txt").write_text("not an image")
   bbox_file = tmp_path / "boxes.json"
-  bbox_file.write_text(json.dumps({"000002.jpg": [10, 12, 100, 180],
-                                   "000000": [3, 4, 150, 240]}))
-  res = demo_run.run(run_dir, folder, tmp_path / "out", bbox_file=bbox_file,
-                     batch_size=1, variables=variables, progress=False)
+  bbox_file.write_text(
+    json.dumps({"000002.jpg": [10, 12, 100, 180], "000000": [3, 4, 150, 240]})
+  )
+  res = demo_run.run(
+    run_dir,
+    folder,
+    tmp_path / "out",
+    bbox_file=bbox_file,
+    batch_size=1,
+    variables=variables,
+    progress=False,
+  )
   assert res["num_images"] == 3 and res["kind"] == "folder"
   out = tmp_path / "out"
   w, h = IMAGE_WH
@@ -308,12 +356,21 @@ def test_folder_with_bbox_file(syn, run_dir, variables, tmp_path):
   assert (out / "000002_overlay.png").is_file()
   assert not list(out.glob("notes*"))
   # Batches of 2 (the last one padded) give the same per-image results.
-  demo_run.run(run_dir, folder, tmp_path / "out2", bbox_file=bbox_file,
-               batch_size=2, variables=variables, progress=False)
+  demo_run.run(
+    run_dir,
+    folder,
+    tmp_path / "out2",
+    bbox_file=bbox_file,
+    batch_size=2,
+    variables=variables,
+    progress=False,
+  )
   for name in names:
     stem = Path(name).stem
-    with np.load(out / f"{stem}.npz") as a, \
-         np.load(tmp_path / "out2" / f"{stem}.npz") as b:
+    with (
+      np.load(out / f"{stem}.npz") as a,
+      np.load(tmp_path / "out2" / f"{stem}.npz") as b,
+    ):
       for key in ("uvd", "betas", "phis"):
         np.testing.assert_allclose(a[key], b[key], atol=1e-4, err_msg=key)
       np.testing.assert_allclose(a["vertices"], b["vertices"], atol=1e-3)
@@ -323,21 +380,29 @@ def test_video(syn, run_dir, variables, tmp_path):
   syn_dir, _ = syn
   w, h = IMAGE_WH
   video = tmp_path / "clip.mp4"
-  writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0,
-                           (w, h))
+  writer = cv2.VideoWriter(
+    str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h)
+  )
   for k in range(3):
     writer.write(cv2.imread(str(syn_dir / "images" / f"{k:06d}.jpg")))
   writer.release()
   boxes = tmp_path / "boxes.txt"
   boxes.write_text("1 5 6 120 200\n")
-  res = demo_run.run(run_dir, video, tmp_path / "out", bbox="0,0,150,250",
-                     bbox_file=boxes, batch_size=1, variables=variables,
-                     progress=False)
+  res = demo_run.run(
+    run_dir,
+    video,
+    tmp_path / "out",
+    bbox="0,0,150,250",
+    bbox_file=boxes,
+    batch_size=1,
+    variables=variables,
+    progress=False,
+  )
   assert res["num_images"] == 3 and res["kind"] == "video"
   d = _check_result_npz(tmp_path / "out" / "clip.npz", None, frames=3)
-  np.testing.assert_allclose(d["bbox_xywh"], [[0, 0, 150, 250],
-                                              [5, 6, 120, 200],
-                                              [0, 0, 150, 250]])
+  np.testing.assert_allclose(
+    d["bbox_xywh"], [[0, 0, 150, 250], [5, 6, 120, 200], [0, 0, 150, 250]]
+  )
   cap = cv2.VideoCapture(str(tmp_path / "out" / "clip_overlay.mp4"))
   frames = []
   while True:
@@ -355,18 +420,39 @@ def test_video(syn, run_dir, variables, tmp_path):
 
 def test_cli_missing_checkpoint_subprocess(tmp_path):
   proc = subprocess.run(
-      [sys.executable, str(REPO / "demo.py"), "--checkpoint",
-       str(tmp_path / "nope"), "--input", str(tmp_path)],
-      capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+    [
+      sys.executable,
+      str(REPO / "demo.py"),
+      "--checkpoint",
+      str(tmp_path / "nope"),
+      "--input",
+      str(tmp_path),
+    ],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    timeout=120,
+    check=False,
+  )
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1] == (
-      f"error: checkpoint {tmp_path / 'nope'} does not exist")
+    f"error: checkpoint {tmp_path / 'nope'} does not exist"
+  )
   assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("case", ["unreadable_image", "empty_folder",
-                                  "missing_input", "bbox_outside",
-                                  "bad_bbox", "bad_video", "size_mismatch"])
+@pytest.mark.parametrize(
+  "case",
+  [
+    "unreadable_image",
+    "empty_folder",
+    "missing_input",
+    "bbox_outside",
+    "bad_bbox",
+    "bad_video",
+    "size_mismatch",
+  ],
+)
 def test_cli_errors(case, syn, run_dir, tmp_path, capsys):
   syn_dir, _ = syn
   good = str(syn_dir / "images" / "000000.jpg")

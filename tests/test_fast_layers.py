@@ -38,8 +38,9 @@ def _torch_max_pool_grad(x: np.ndarray, g: np.ndarray) -> np.ndarray:
   return gx
 
 
-@pytest.mark.parametrize("shape", [(2, 8, 6, 3), (1, 10, 12, 2), (2, 7, 9, 3),
-                                   (1, 2, 2, 1)])
+@pytest.mark.parametrize(
+  "shape", [(2, 8, 6, 3), (1, 10, 12, 2), (2, 7, 9, 3), (1, 2, 2, 1)]
+)
 def test_max_pool_gradient_is_pytorchs_first_max_rule(shape):
   rng = np.random.default_rng(0)
   # Post-ReLU-like values on a coarse grid: many exact ties, zeros included.
@@ -51,7 +52,8 @@ def test_max_pool_gradient_is_pytorchs_first_max_rule(shape):
   np.testing.assert_array_equal(np.asarray(out), np.asarray(want_out))
   g = rng.standard_normal(out.shape).astype(np.float32)
   got = jax.grad(lambda v: jnp.sum(resnet.max_pool_3x3_s2(v) * g))(
-      jnp.asarray(x))
+    jnp.asarray(x)
+  )
   want = _torch_max_pool_grad(x, g)
   # Up to 4 windows may send their gradient to one input: float32 sums.
   np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=2e-6)
@@ -61,8 +63,9 @@ def test_max_pool_gradient_is_pytorchs_first_max_rule(shape):
 
 def test_max_pool_gradient_under_jit_and_large_shape():
   rng = np.random.default_rng(1)
-  x = jnp.asarray(np.maximum(rng.standard_normal((2, 32, 32, 4)), 0),
-                  jnp.float32)
+  x = jnp.asarray(
+    np.maximum(rng.standard_normal((2, 32, 32, 4)), 0), jnp.float32
+  )
   g = jnp.asarray(rng.standard_normal((2, 16, 16, 4)), jnp.float32)
 
   def loss(fn):
@@ -70,8 +73,9 @@ def test_max_pool_gradient_under_jit_and_large_shape():
 
   fast = loss(resnet.max_pool_3x3_s2)
   ref = loss(resnet._reduce_window_max_pool)  # pylint: disable=protected-access
-  np.testing.assert_allclose(np.asarray(fast), np.asarray(ref), rtol=0,
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    np.asarray(fast), np.asarray(ref), rtol=0, atol=1e-6
+  )
 
 
 def test_pointwise_conv_equals_flax_conv():
@@ -83,45 +87,61 @@ def test_pointwise_conv_equals_flax_conv():
   params = variables["params"]
   assert params["kernel"].shape == (1, 1, 16, 24)
   assert params["bias"].shape == (24,)
-  params = {"kernel": jnp.asarray(rng.standard_normal((1, 1, 16, 24)),
-                                  jnp.float32),
-            "bias": jnp.asarray(rng.standard_normal(24), jnp.float32)}
+  params = {
+    "kernel": jnp.asarray(rng.standard_normal((1, 1, 16, 24)), jnp.float32),
+    "bias": jnp.asarray(rng.standard_normal(24), jnp.float32),
+  }
   y_fast = fast.apply({"params": params}, x)
   y_ref = ref.apply({"params": params}, x)
   assert y_fast.shape == (2, 5, 6, 24)
-  np.testing.assert_allclose(np.asarray(y_fast), np.asarray(y_ref),
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(y_fast), np.asarray(y_ref), rtol=1e-5, atol=1e-5
+  )
   r = jnp.asarray(rng.standard_normal((2, 5, 6, 24)), jnp.float32)
-  g_fast = jax.grad(lambda p, v: jnp.sum(fast.apply({"params": p}, v) * r),
-                    argnums=(0, 1))(params, x)
-  g_ref = jax.grad(lambda p, v: jnp.sum(ref.apply({"params": p}, v) * r),
-                   argnums=(0, 1))(params, x)
+  g_fast = jax.grad(
+    lambda p, v: jnp.sum(fast.apply({"params": p}, v) * r), argnums=(0, 1)
+  )(params, x)
+  g_ref = jax.grad(
+    lambda p, v: jnp.sum(ref.apply({"params": p}, v) * r), argnums=(0, 1)
+  )(params, x)
   for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4,
-                               atol=1e-4)
+    np.testing.assert_allclose(
+      np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.slow
 def test_non_finite_step_leaves_state_untouched(smpl_model):
   from conftest import TINY_NET_SIZE, golden_train_batch, random_variables
+
+  from hybrik_jax.model import hybrik as hybrik_model
   from hybrik_jax.train import state as train_state
   from hybrik_jax.train import step as train_step
-  from hybrik_jax.model import hybrik as hybrik_model
+
   variables = random_variables(smpl_model)
   from helpers import recipe_config
+
   from hybrik_jax import builders
+
   cfg = recipe_config()
   tx, _ = builders.make_optimizer(cfg, 100)
-  step = jax.jit(train_step.make_per_device_step(
-      hybrik_model.HybrIK(dropout_rate=0.0), builders.loss_weights(cfg),
-      axis_name=None))
+  step = jax.jit(
+    train_step.make_per_device_step(
+      hybrik_model.HybrIK(dropout_rate=0.0),
+      builders.loss_weights(cfg),
+      axis_name=None,
+    )
+  )
   state = train_state.TrainState.create(variables, tx, jax.random.PRNGKey(0))
   batch = golden_train_batch(2, TINY_NET_SIZE)
 
   good, m_good = step(state, batch)
   assert float(m_good["finite"]) == 1.0
-  moved = jax.tree.leaves(jax.tree.map(
-      lambda a, b: float(jnp.max(jnp.abs(a - b))), good.params, state.params))
+  moved = jax.tree.leaves(
+    jax.tree.map(
+      lambda a, b: float(jnp.max(jnp.abs(a - b))), good.params, state.params
+    )
+  )
   assert max(moved) > 0.0
 
   bad_batch = dict(batch)
@@ -130,6 +150,7 @@ def test_non_finite_step_leaves_state_untouched(smpl_model):
   assert float(m_bad["finite"]) == 0.0
   assert int(bad.step) == int(good.step) + 1
   for name in ("params", "batch_stats", "opt_state"):
-    for a, b in zip(jax.tree.leaves(getattr(bad, name)),
-                    jax.tree.leaves(getattr(good, name))):
+    for a, b in zip(
+      jax.tree.leaves(getattr(bad, name)), jax.tree.leaves(getattr(good, name))
+    ):
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -21,8 +21,11 @@ def test_png_round_trip(tmp_path):
   bgr = _random_bgr()  # [H, W, 3]
   path = tmp_path / "a.png"
   assert cv2.imwrite(str(path), bgr)
-  for got in (images.read_image(path), images.read_image(str(path)),
-              images.decode_image(path.read_bytes(), "a.png")):
+  for got in (
+    images.read_image(path),
+    images.read_image(str(path)),
+    images.decode_image(path.read_bytes(), "a.png"),
+  ):
     assert got.dtype == np.uint8 and got.shape == bgr.shape
     np.testing.assert_array_equal(got, bgr)
 
@@ -33,10 +36,10 @@ def test_same_pixels_as_imread(tmp_path):
   16-bit (-> 8 bits) files."""
   rng = np.random.default_rng(1)
   files = {
-      "a.jpg": _random_bgr(),
-      "gray.png": rng.integers(0, 256, (9, 13), np.uint8),
-      "alpha.png": rng.integers(0, 256, (9, 13, 4), np.uint8),
-      "deep.png": rng.integers(0, 65536, (9, 13, 3), np.uint16),
+    "a.jpg": _random_bgr(),
+    "gray.png": rng.integers(0, 256, (9, 13), np.uint8),
+    "alpha.png": rng.integers(0, 256, (9, 13, 4), np.uint8),
+    "deep.png": rng.integers(0, 65536, (9, 13, 3), np.uint16),
   }
   for name, array in files.items():
     path = tmp_path / name
@@ -44,13 +47,15 @@ def test_same_pixels_as_imread(tmp_path):
     got = images.read_image(path)
     assert got.dtype == np.uint8 and got.shape[2] == 3, name
     np.testing.assert_array_equal(
-        got, cv2.imread(str(path), cv2.IMREAD_COLOR), err_msg=name)
+      got, cv2.imread(str(path), cv2.IMREAD_COLOR), err_msg=name
+    )
 
 
 def test_errors_name_the_file(tmp_path):
   missing = tmp_path / "missing.png"
-  with pytest.raises(FileNotFoundError,
-                     match=re.escape(f"image file not found: {missing}")):
+  with pytest.raises(
+    FileNotFoundError, match=re.escape(f"image file not found: {missing}")
+  ):
     images.read_image(missing)
   bad = tmp_path / "notes.png"
   bad.write_text("not an image")
@@ -60,6 +65,7 @@ def test_errors_name_the_file(tmp_path):
     images.decode_image(b"\x00" * 10, "record[3]")
   # The demo reports each (and a folder) as one DemoError naming the path.
   for path in (missing, bad, tmp_path):
-    with pytest.raises(demo_inputs.DemoError,
-                       match=re.escape(f"cannot read image {path}") + "$"):
+    with pytest.raises(
+      demo_inputs.DemoError, match=re.escape(f"cannot read image {path}") + "$"
+    ):
       demo_inputs.load_image(path)

@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import golden
 from helpers import recipe_loss_weights
+
 from hybrik_jax.train import losses
 
 
@@ -16,8 +16,11 @@ def g():
 
 
 def _inputs(g):
-  preds = {k[len("pred_"):]: jnp.asarray(v) for k, v in g.items()
-           if k.startswith("pred_")}
+  preds = {
+    k[len("pred_") :]: jnp.asarray(v)
+    for k, v in g.items()
+    if k.startswith("pred_")
+  }
   targets = {k: jnp.asarray(v) for k, v in g.items() if k.startswith("target_")}
   return preds, targets
 
@@ -26,10 +29,12 @@ def test_losses_match_golden_from_golden_predictions(g):
   preds, targets = _inputs(g)
   out = jax.jit(losses.compute_losses)(preds, targets)
   for name in ("loss_beta", "loss_theta", "loss_twist", "loss_uvd"):
-    np.testing.assert_allclose(np.asarray(out[name]), g[name], atol=1e-4,
-                               rtol=0, err_msg=name)
-  total = sum(float(g[n]) for n in ("loss_beta", "loss_theta", "loss_twist",
-                                    "loss_uvd"))
+    np.testing.assert_allclose(
+      np.asarray(out[name]), g[name], atol=1e-4, rtol=0, err_msg=name
+    )
+  total = sum(
+    float(g[n]) for n in ("loss_beta", "loss_theta", "loss_twist", "loss_uvd")
+  )
   np.testing.assert_allclose(float(out["loss"]), total, rtol=1e-6)
 
 
@@ -45,11 +50,20 @@ def test_quaternion_matches_rotation():
   q_true = np.concatenate([w, xyz], 1)
   # Build R from q_true.
   qw, qx, qy, qz = q_true.T
-  rot = np.stack([
-      1 - 2 * (qy**2 + qz**2), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw),
-      2 * (qx * qy + qz * qw), 1 - 2 * (qx**2 + qz**2), 2 * (qy * qz - qx * qw),
-      2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx**2 + qy**2),
-  ], 1).reshape(-1, 3, 3)
+  rot = np.stack(
+    [
+      1 - 2 * (qy**2 + qz**2),
+      2 * (qx * qy - qz * qw),
+      2 * (qx * qz + qy * qw),
+      2 * (qx * qy + qz * qw),
+      1 - 2 * (qx**2 + qz**2),
+      2 * (qy * qz - qx * qw),
+      2 * (qx * qz - qy * qw),
+      2 * (qy * qz + qx * qw),
+      1 - 2 * (qx**2 + qy**2),
+    ],
+    1,
+  ).reshape(-1, 3, 3)
   q = np.asarray(losses.matrix_to_quaternion(jnp.asarray(rot, jnp.float32)))
   # Same rotation up to sign.
   dots = np.abs(np.sum(q * q_true, axis=1))
@@ -75,7 +89,8 @@ def test_loss_gradients_finite_with_zero_weight_sample(g):
   preds, targets = _inputs(g)
   preds = dict(preds)
   preds["pred_pose"] = preds["pred_pose"].at[0].set(jnp.eye(3))
-  grads = jax.grad(lambda p: losses.compute_losses(
-      p, targets, recipe_loss_weights())["loss"])(preds)
+  grads = jax.grad(
+    lambda p: losses.compute_losses(p, targets, recipe_loss_weights())["loss"]
+  )(preds)
   for k, v in grads.items():
     assert np.all(np.isfinite(np.asarray(v))), k

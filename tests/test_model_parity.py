@@ -16,38 +16,38 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from checkpoint_recipe import build_recipe_state_dict
-from helpers import recipe_loss_weights
 from conftest import golden
-from hybrik_jax.train import losses
+from helpers import recipe_loss_weights
+
 from hybrik_jax.interop.weight_mapping import state_dict_to_variables
-from hybrik_jax.model import HybrIK, OUTPUT_KEYS, predict, soft_argmax_3d
+from hybrik_jax.model import OUTPUT_KEYS, HybrIK, predict, soft_argmax_3d
+from hybrik_jax.train import losses
 
 CAMERA_KEYS = ("trans_inv", "intrinsic_param", "joint_root", "depth_factor")
 
 # README "Tolerances observed" (float32 reference, eval mode).
 EVAL_ATOL = {
-    "pred_uvd_jts": 1e-5,
-    "pred_xyz_jts_24": 1e-4,
-    "pred_xyz_jts_24_struct": 1e-4,
-    "pred_xyz_jts_17": 1e-4,
-    "pred_vertices": 2e-4,
-    "pred_pose": 2e-3,
-    "pred_shape": 1e-5,
-    "pred_delta_shape": 1e-5,
-    "pred_phi": 1e-5,
-    "maxvals": 0.0,
+  "pred_uvd_jts": 1e-5,
+  "pred_xyz_jts_24": 1e-4,
+  "pred_xyz_jts_24_struct": 1e-4,
+  "pred_xyz_jts_17": 1e-4,
+  "pred_vertices": 2e-4,
+  "pred_pose": 2e-3,
+  "pred_shape": 1e-5,
+  "pred_delta_shape": 1e-5,
+  "pred_phi": 1e-5,
+  "maxvals": 0.0,
 }
 FEATURE_ATOL = 1e-5
 
 # golden_forward_test.npz key -> (our output key, reshape, atol).
 FORWARD_TEST = {
-    "test_vertices": ("pred_vertices", (2, 6890, 3), 2e-4),
-    "test_smpl_pose": ("pred_pose", (2, 24, 3, 3), 2e-3),
-    "test_smpl_beta": ("pred_shape", (2, 10), 1e-5),
-    "test_xyz_17": ("pred_xyz_jts_17", (2, 17, 3), 1e-4),
-    "test_xyz_24": ("pred_xyz_jts_24_struct", (2, 24, 3), 1e-4),
+  "test_vertices": ("pred_vertices", (2, 6890, 3), 2e-4),
+  "test_smpl_pose": ("pred_pose", (2, 24, 3, 3), 2e-3),
+  "test_smpl_beta": ("pred_shape", (2, 10), 1e-5),
+  "test_xyz_17": ("pred_xyz_jts_17", (2, 17, 3), 1e-4),
+  "test_xyz_24": ("pred_xyz_jts_24_struct", (2, 24, 3), 1e-4),
 }
 
 # Train mode (golden_losses.npz: BatchNorm batch statistics, dropout 0,
@@ -59,16 +59,16 @@ FORWARD_TEST = {
 # over a random-weight network is ill-conditioned). Tolerances are ~3x that
 # noise floor.
 TRAIN_ATOL = {
-    "pred_uvd_jts": 4e-4,
-    "pred_xyz_jts_24": 4e-4,
-    "pred_xyz_jts_24_struct": 1e-3,
-    "pred_xyz_jts_17": 1e-3,
-    "pred_vertices": 2.5e-3,
-    "pred_pose": 3e-2,
-    "pred_shape": 4e-5,
-    "pred_delta_shape": 4e-5,
-    "pred_phi": 4e-5,
-    "maxvals": 0.0,
+  "pred_uvd_jts": 4e-4,
+  "pred_xyz_jts_24": 4e-4,
+  "pred_xyz_jts_24_struct": 1e-3,
+  "pred_xyz_jts_17": 1e-3,
+  "pred_vertices": 2.5e-3,
+  "pred_pose": 3e-2,
+  "pred_shape": 4e-5,
+  "pred_delta_shape": 4e-5,
+  "pred_phi": 4e-5,
+  "maxvals": 0.0,
 }
 
 
@@ -93,8 +93,9 @@ def body_model(smpl_model):
 
 @pytest.fixture(scope="module")
 def variables(body_model):
-  return state_dict_to_variables(build_recipe_state_dict(),
-                                 smpl_model=body_model)
+  return state_dict_to_variables(
+    build_recipe_state_dict(), smpl_model=body_model
+  )
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +106,12 @@ def gold():
 @pytest.fixture(scope="module")
 def eval_out(variables, gold):
   t0 = time.perf_counter()
-  out = predict(variables, _nchw_to_nhwc(gold["img_nchw"]),
-                *(gold[k] for k in CAMERA_KEYS), return_intermediates=True)
+  out = predict(
+    variables,
+    _nchw_to_nhwc(gold["img_nchw"]),
+    *(gold[k] for k in CAMERA_KEYS),
+    return_intermediates=True,
+  )
   out = jax.tree_util.tree_map(np.asarray, out)
   print(f"predict (float32, B=2) compile+run: {time.perf_counter() - t0:.1f}s")
   return out
@@ -116,32 +121,37 @@ def test_backbone_features(eval_out, gold):
   got = _nhwc_to_nchw(eval_out["backbone_features"])  # [2, 512, 8, 8]
   assert got.shape == gold["backbone_features"].shape
   _report("backbone_features", got, gold["backbone_features"], FEATURE_ATOL)
-  np.testing.assert_allclose(got, gold["backbone_features"], rtol=0,
-                             atol=FEATURE_ATOL)
+  np.testing.assert_allclose(
+    got, gold["backbone_features"], rtol=0, atol=FEATURE_ATOL
+  )
 
 
 def test_deconv_features(eval_out, gold):
   got = _nhwc_to_nchw(eval_out["deconv_features"])  # [2, 256, 64, 64]
   assert got.shape == (2, 256, 64, 64)
   got = got[:, :, ::4, ::4]
-  _report("deconv_features_sub4", got, gold["deconv_features_sub4"],
-          FEATURE_ATOL)
-  np.testing.assert_allclose(got, gold["deconv_features_sub4"], rtol=0,
-                             atol=FEATURE_ATOL)
+  _report(
+    "deconv_features_sub4", got, gold["deconv_features_sub4"], FEATURE_ATOL
+  )
+  np.testing.assert_allclose(
+    got, gold["deconv_features_sub4"], rtol=0, atol=FEATURE_ATOL
+  )
 
 
 def test_heatmap_logits(eval_out, gold):
   got = _nhwc_to_nchw(eval_out["heatmap_logits"])  # [2, 1856, 64, 64]
   assert got.shape == (2, 1856, 64, 64)
   got = got[:, :, ::8, ::8]
-  _report("heatmap_logits_sample", got, gold["heatmap_logits_sample"],
-          FEATURE_ATOL)
-  np.testing.assert_allclose(got, gold["heatmap_logits_sample"], rtol=0,
-                             atol=FEATURE_ATOL)
+  _report(
+    "heatmap_logits_sample", got, gold["heatmap_logits_sample"], FEATURE_ATOL
+  )
+  np.testing.assert_allclose(
+    got, gold["heatmap_logits_sample"], rtol=0, atol=FEATURE_ATOL
+  )
 
 
 def test_output_keys(eval_out, gold):
-  heads = {k[len("out_"):] for k in gold if k.startswith("out_")}
+  heads = {k[len("out_") :] for k in gold if k.startswith("out_")}
   assert heads == set(OUTPUT_KEYS)
   for k in OUTPUT_KEYS:
     assert eval_out[k].dtype == np.float32, k
@@ -181,7 +191,8 @@ def test_missing_body_model_is_a_clear_error(variables, gold):
     HybrIK().apply(no_smpl, img, *cam)
   # Without the body model the head outputs are still available.
   out = jax.eval_shape(
-      lambda v: HybrIK().apply(v, img, *cam, with_body_model=False), no_smpl)
+    lambda v: HybrIK().apply(v, img, *cam, with_body_model=False), no_smpl
+  )
   assert out["pred_uvd_jts"].shape == (1, 87)
   assert "pred_vertices" not in out
 
@@ -204,8 +215,12 @@ def test_soft_argmax_matches_dense_softmax():
 @pytest.mark.slow
 def test_bfloat16_forward_is_close(variables, gold):
   """bf16 compute (float32 params, soft-argmax, IK, SMPL): report deviation."""
-  out = predict(variables, _nchw_to_nhwc(gold["img_nchw"]),
-                *(gold[k] for k in CAMERA_KEYS), dtype=jnp.bfloat16)
+  out = predict(
+    variables,
+    _nchw_to_nhwc(gold["img_nchw"]),
+    *(gold[k] for k in CAMERA_KEYS),
+    dtype=jnp.bfloat16,
+  )
   out = jax.tree_util.tree_map(np.asarray, out)
   errs = {}
   for k in OUTPUT_KEYS:
@@ -227,25 +242,31 @@ def test_train_mode_forward_matches_golden_losses(variables):
   """BatchNorm batch statistics + train-branch IK, dropout 0 (golden_losses)."""
   g = golden("golden_losses.npz")
   model = HybrIK(dropout_rate=0.0)
-  fn = jax.jit(lambda v, *a: model.apply(v, *a, train=True,
-                                         mutable=["batch_stats"]))
-  out, updates = fn(variables, _nchw_to_nhwc(g["img_nchw"]),
-                    *(g[k] for k in CAMERA_KEYS))
+  fn = jax.jit(
+    lambda v, *a: model.apply(v, *a, train=True, mutable=["batch_stats"])
+  )
+  out, updates = fn(
+    variables, _nchw_to_nhwc(g["img_nchw"]), *(g[k] for k in CAMERA_KEYS)
+  )
   out = jax.tree_util.tree_map(np.asarray, out)
   for k in OUTPUT_KEYS:
     want = g["pred_" + k]
     _report(f"train {k}", out[k], want, TRAIN_ATOL[k])
-    np.testing.assert_allclose(out[k], want, rtol=0, atol=TRAIN_ATOL[k],
-                               err_msg=k)
+    np.testing.assert_allclose(
+      out[k], want, rtol=0, atol=TRAIN_ATOL[k], err_msg=k
+    )
   # The four loss terms of the full train-mode forward (issue: atol 1e-4).
   terms = losses.compute_losses(
-      out, {k: g[k] for k in g if k.startswith("target_")},
-      recipe_loss_weights())
+    out, {k: g[k] for k in g if k.startswith("target_")}, recipe_loss_weights()
+  )
   for k in ("loss_beta", "loss_theta", "loss_twist", "loss_uvd"):
-    print(f"train {k}: got {float(terms[k]):.7f} want {float(g[k]):.7f} "
-          f"err {abs(float(terms[k]) - float(g[k])):.2e}")
-    np.testing.assert_allclose(float(terms[k]), float(g[k]), rtol=0,
-                               atol=1e-4, err_msg=k)
+    print(
+      f"train {k}: got {float(terms[k]):.7f} want {float(g[k]):.7f} "
+      f"err {abs(float(terms[k]) - float(g[k])):.2e}"
+    )
+    np.testing.assert_allclose(
+      float(terms[k]), float(g[k]), rtol=0, atol=1e-4, err_msg=k
+    )
   # Running statistics moved (momentum 0.1 towards the batch statistics).
   old = variables["batch_stats"]["backbone"]["bn1"]["mean"]
   new = np.asarray(updates["batch_stats"]["backbone"]["bn1"]["mean"])

@@ -14,18 +14,32 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # A tiny run of the synthetic config: 64-px images, batch 2, 4 steps.
-TINY = ["--config.model.image_size=64", "--config.per_device_batch_size=2",
-        "--config.data.synthetic.num_train=8", "--config.data.synthetic.num_test=4",
-        "--config.num_epochs=1", "--config.max_steps=4",
-        "--config.checkpoint_every_steps=1", "--config.log_every_steps=1",
-        "--config.eval_every_epochs=0"]
+TINY = [
+  "--config.model.image_size=64",
+  "--config.per_device_batch_size=2",
+  "--config.data.synthetic.num_train=8",
+  "--config.data.synthetic.num_test=4",
+  "--config.num_epochs=1",
+  "--config.max_steps=4",
+  "--config.checkpoint_every_steps=1",
+  "--config.log_every_steps=1",
+  "--config.eval_every_epochs=0",
+]
 
 
 def _cmd(workdir, data_root, cache, extra=()):
-  return [sys.executable, str(ROOT / "train.py"),
-          "--config", str(ROOT / "configs" / "synthetic.py"),
-          "--workdir", str(workdir), f"--config.data.root={data_root}",
-          f"--jax_cache_dir={cache}", *TINY, *extra]
+  return [
+    sys.executable,
+    str(ROOT / "train.py"),
+    "--config",
+    str(ROOT / "configs" / "synthetic.py"),
+    "--workdir",
+    str(workdir),
+    f"--config.data.root={data_root}",
+    f"--jax_cache_dir={cache}",
+    *TINY,
+    *extra,
+  ]
 
 
 def _env():
@@ -35,8 +49,9 @@ def _env():
 
 
 def _run(cmd, timeout=900):
-  proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(),
-                        cwd=ROOT, timeout=timeout)
+  proc = subprocess.run(
+    cmd, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=timeout
+  )
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   return proc
 
@@ -59,9 +74,13 @@ def test_sigkill_and_resume_is_bit_identical(straight):
   base, ref = straight
   assert ref["steps"] == 4 and ref["resumed_from"] is None
   work = base / "killed"
-  proc = subprocess.Popen(_cmd(work, base / "data", base / "xla"),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          env=_env(), cwd=ROOT)
+  proc = subprocess.Popen(
+    _cmd(work, base / "data", base / "xla"),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+    env=_env(),
+    cwd=ROOT,
+  )
   ckpt = work / "checkpoints"
   deadline = time.time() + 900
   try:
@@ -86,8 +105,7 @@ def test_sigkill_and_resume_is_bit_identical(straight):
 def test_corrupt_latest_checkpoint_falls_back(straight):
   base, ref = straight
   work = base / "corrupt"
-  _run(_cmd(work, base / "data", base / "xla",
-            ["--config.max_steps=3"]))
+  _run(_cmd(work, base / "data", base / "xla", ["--config.max_steps=3"]))
   # Overwrite every file of the newest checkpoint's state with garbage.
   newest = work / "checkpoints" / "3"
   files = [f for f in (newest / "state").rglob("*") if f.is_file()]
@@ -107,13 +125,18 @@ def test_nan_stops_with_step_and_keeps_last_good_checkpoint(straight):
   base, _ = straight
   work = base / "nan"
   proc = subprocess.run(
-      _cmd(work, base / "data", base / "xla",
-           ["--config.optimizer.lr=1e30"]),
-      capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=900)
+    _cmd(work, base / "data", base / "xla", ["--config.optimizer.lr=1e30"]),
+    capture_output=True,
+    text=True,
+    env=_env(),
+    cwd=ROOT,
+    timeout=900,
+  )
   assert proc.returncode != 0
   assert "non-finite loss or gradient at step" in proc.stderr + proc.stdout
   assert not (work / "summary.json").exists()
   # Only finite states were checkpointed, and the run can be inspected.
-  steps = sorted(int(p.name) for p in (work / "checkpoints").iterdir()
-                 if p.name.isdigit())
+  steps = sorted(
+    int(p.name) for p in (work / "checkpoints").iterdir() if p.name.isdigit()
+  )
   assert steps and steps[-1] < 4

@@ -15,8 +15,13 @@ SCRIPT = Path(__file__).parent / "scripts" / "multidevice_step.py"
 def test_eight_device_step_equals_unsharded(tmp_path):
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)
-  proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)],
-                        capture_output=True, text=True, env=env, timeout=1500)
+  proc = subprocess.run(
+    [sys.executable, str(SCRIPT), str(tmp_path)],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=1500,
+  )
   assert proc.returncode == 0, proc.stderr[-4000:]
   r = json.loads(proc.stdout.strip().splitlines()[-1])
   assert r["finite"] == 1.0 and r["step"] == 1

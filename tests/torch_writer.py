@@ -22,15 +22,15 @@ from typing import Any
 import numpy as np
 
 _STORAGE_NAMES = {
-    np.dtype(np.float64): "DoubleStorage",
-    np.dtype(np.float32): "FloatStorage",
-    np.dtype(np.float16): "HalfStorage",
-    np.dtype(np.int64): "LongStorage",
-    np.dtype(np.int32): "IntStorage",
-    np.dtype(np.int16): "ShortStorage",
-    np.dtype(np.int8): "CharStorage",
-    np.dtype(np.uint8): "ByteStorage",
-    np.dtype(np.bool_): "BoolStorage",
+  np.dtype(np.float64): "DoubleStorage",
+  np.dtype(np.float32): "FloatStorage",
+  np.dtype(np.float16): "HalfStorage",
+  np.dtype(np.int64): "LongStorage",
+  np.dtype(np.int32): "IntStorage",
+  np.dtype(np.int16): "ShortStorage",
+  np.dtype(np.int8): "CharStorage",
+  np.dtype(np.uint8): "ByteStorage",
+  np.dtype(np.bool_): "BoolStorage",
 }
 
 
@@ -87,7 +87,7 @@ class Tensor:
     self.stride = tuple(int(s) for s in stride)
 
   @classmethod
-  def of(cls, array: np.ndarray) -> "Tensor":
+  def of(cls, array: np.ndarray) -> Tensor:
     """A contiguous tensor holding a copy of ``array``."""
     array = np.asarray(array)
     strides = []
@@ -104,8 +104,9 @@ _REBUILD = Global("torch._utils", "_rebuild_tensor_v2")
 class _TorchPickler(pickle._Pickler):  # pylint: disable=protected-access
   """Protocol-2 pickler writing tensors/storages as torch does."""
 
-  def __init__(self, file, storages: dict[int, tuple[str, Storage]],
-               legacy: bool = False):
+  def __init__(
+    self, file, storages: dict[int, tuple[str, Storage]], legacy: bool = False
+  ):
     super().__init__(file, protocol=2)
     self._storages = storages
     self._globals: dict[tuple[str, str], Global] = {}
@@ -116,8 +117,11 @@ class _TorchPickler(pickle._Pickler):  # pylint: disable=protected-access
       n = len(self._storages)
       # The legacy format keys storages by a C pointer: make string order
       # differ from first-use order, as it does in real files.
-      key = str(n) if not self._legacy else str(
-          (7919 * (n + 3)) % 10007 + 10 ** (n % 5))
+      key = (
+        str(n)
+        if not self._legacy
+        else str((7919 * (n + 3)) % 10007 + 10 ** (n % 5))
+      )
       self._storages[id(storage)] = (key, storage)
     return self._storages[id(storage)][0]
 
@@ -130,27 +134,48 @@ class _TorchPickler(pickle._Pickler):  # pylint: disable=protected-access
       assert self._legacy, "storage views exist in the legacy format only"
       root_key = self._key(obj.root)
       view_key = f"{root_key}v{obj.offset}"
-      return ("storage", self._global("torch", obj.storage_class), root_key,
-              "cpu", obj.root.flat.size, (view_key, obj.offset, obj.size))
+      return (
+        "storage",
+        self._global("torch", obj.storage_class),
+        root_key,
+        "cpu",
+        obj.root.flat.size,
+        (view_key, obj.offset, obj.size),
+      )
     if isinstance(obj, Storage):
-      pid = ("storage", self._global("torch", obj.storage_class),
-             self._key(obj), "cpu", obj.flat.size)
+      pid = (
+        "storage",
+        self._global("torch", obj.storage_class),
+        self._key(obj),
+        "cpu",
+        obj.flat.size,
+      )
       return pid + (None,) if self._legacy else pid
     return None
 
   def reducer_override(self, obj: Any):
     if isinstance(obj, Tensor):
       rebuild = self._global(_REBUILD.module, _REBUILD.name)
-      return (rebuild, (obj.storage, obj.offset, obj.size, obj.stride, False,
-                        collections.OrderedDict()))
+      return (
+        rebuild,
+        (
+          obj.storage,
+          obj.offset,
+          obj.size,
+          obj.stride,
+          False,
+          collections.OrderedDict(),
+        ),
+      )
     if isinstance(obj, np.ndarray):
       return self.reducer_override(Tensor.of(obj))
     return NotImplemented
 
   def save_global(self, obj, name=None):
     if isinstance(obj, Global):
-      self.write(pickle.GLOBAL + obj.module.encode() + b"\n" +
-                 obj.name.encode() + b"\n")
+      self.write(
+        pickle.GLOBAL + obj.module.encode() + b"\n" + obj.name.encode() + b"\n"
+      )
       self.memoize(obj)
       return
     super().save_global(obj, name)
@@ -159,8 +184,9 @@ class _TorchPickler(pickle._Pickler):  # pylint: disable=protected-access
   dispatch[Global] = save_global
 
 
-def dumps_data_pkl(obj: Any, legacy: bool = False
-                   ) -> tuple[bytes, list[tuple[str, Storage]]]:
+def dumps_data_pkl(
+  obj: Any, legacy: bool = False
+) -> tuple[bytes, list[tuple[str, Storage]]]:
   """Pickles ``obj`` as torch's data.pkl; returns it and the storages."""
   storages: dict[int, tuple[str, Storage]] = {}
   buf = io.BytesIO()
@@ -168,7 +194,7 @@ def dumps_data_pkl(obj: Any, legacy: bool = False
   return buf.getvalue(), list(storages.values())
 
 
-LEGACY_MAGIC_NUMBER = 0x1950a86a20f9469cfc6c
+LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 
 
 def save_legacy(obj: Any, path, truncate_to: int | None = None) -> None:
@@ -185,9 +211,15 @@ def save_legacy(obj: Any, path, truncate_to: int | None = None) -> None:
   buf = io.BytesIO()
   pickle.dump(LEGACY_MAGIC_NUMBER, buf, protocol=2)
   pickle.dump(1001, buf, protocol=2)
-  pickle.dump({"protocol_version": 1001, "little_endian": True,
-               "type_sizes": {"short": 2, "int": 4, "long": 8}}, buf,
-              protocol=2)
+  pickle.dump(
+    {
+      "protocol_version": 1001,
+      "little_endian": True,
+      "type_sizes": {"short": 2, "int": 4, "long": 8},
+    },
+    buf,
+    protocol=2,
+  )
   buf.write(body)
   pickle.dump(keys, buf, protocol=2)
   for key in keys:
@@ -199,9 +231,15 @@ def save_legacy(obj: Any, path, truncate_to: int | None = None) -> None:
     f.write(data if truncate_to is None else data[:truncate_to])
 
 
-def save(obj: Any, path, prefix: str = "archive",
-         data_pkl: bytes | None = None, extra_records: dict | None = None,
-         skip_records: tuple[str, ...] = (), byteorder: str = "little") -> None:
+def save(
+  obj: Any,
+  path,
+  prefix: str = "archive",
+  data_pkl: bytes | None = None,
+  extra_records: dict | None = None,
+  skip_records: tuple[str, ...] = (),
+  byteorder: str = "little",
+) -> None:
   """Writes ``obj`` (numpy arrays / Tensor views as tensors) like torch.save.
 
   Args:
@@ -215,12 +253,15 @@ def save(obj: Any, path, prefix: str = "archive",
     byteorder: 'little' or 'big': storage byte order and the byteorder record.
   """
   pkl, storages = dumps_data_pkl(obj)
-  records = {"data.pkl": pkl if data_pkl is None else data_pkl,
-             "byteorder": byteorder.encode()}
+  records = {
+    "data.pkl": pkl if data_pkl is None else data_pkl,
+    "byteorder": byteorder.encode(),
+  }
   order = "<" if byteorder == "little" else ">"
   for key, storage in storages:
     records[f"data/{key}"] = storage.flat.astype(
-        storage.flat.dtype.newbyteorder(order)).tobytes()
+      storage.flat.dtype.newbyteorder(order)
+    ).tobytes()
   records["version"] = b"3\n"
   records.update(extra_records or {})
   with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:

@@ -45,5 +45,7 @@ def load_synthetic_smpl(dtype=None):
     :class:`hybrik_jax.smpl.SMPLModel` with ``J_regressor_extra`` [17, 6890].
   """
   from hybrik_jax.smpl import load_model  # Lazy: keeps this module light.
-  return load_model(synthetic_smpl_path(),
-                    extra_regressor=h36m_regressor_path(), dtype=dtype)
+
+  return load_model(
+    synthetic_smpl_path(), extra_regressor=h36m_regressor_path(), dtype=dtype
+  )

@@ -10,16 +10,35 @@
 """
 
 from hybrik_jax.data.annotations import HybrIKAnnotations, box2cs, xyxy2xywh
-from hybrik_jax.data.human_data import (HumanData, HumanDataError,
-                                        load_human_data, save_human_data)
-from hybrik_jax.data.transforms import (DEFAULT_CONFIG, Draws, TransformConfig,
-                                        identity_draws,
-                                        sample_draws, test_sample,
-                                        train_sample)
+from hybrik_jax.data.human_data import (
+  HumanData,
+  HumanDataError,
+  load_human_data,
+  save_human_data,
+)
+from hybrik_jax.data.transforms import (
+  DEFAULT_CONFIG,
+  Draws,
+  TransformConfig,
+  identity_draws,
+  sample_draws,
+  test_sample,
+  train_sample,
+)
 
 __all__ = [
-    'DEFAULT_CONFIG', 'Draws', 'HumanData', 'HumanDataError',
-    'HybrIKAnnotations', 'TransformConfig', 'box2cs', 'identity_draws',
-    'load_human_data', 'sample_draws', 'save_human_data',
-    'test_sample', 'train_sample', 'xyxy2xywh',
+  "DEFAULT_CONFIG",
+  "Draws",
+  "HumanData",
+  "HumanDataError",
+  "HybrIKAnnotations",
+  "TransformConfig",
+  "box2cs",
+  "identity_draws",
+  "load_human_data",
+  "sample_draws",
+  "save_human_data",
+  "test_sample",
+  "train_sample",
+  "xyxy2xywh",
 ]

@@ -37,8 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from hybrik_jax.data.human_data import (HumanData, HumanDataError,
-                                        load_human_data)
+from hybrik_jax.data.human_data import (
+  HumanData,
+  HumanDataError,
+  load_human_data,
+)
 
 
 def xyxy2xywh(bbox_xyxy: np.ndarray) -> np.ndarray:
@@ -49,8 +52,11 @@ def xyxy2xywh(bbox_xyxy: np.ndarray) -> np.ndarray:
   return bbox
 
 
-def box2cs(bbox_xywh: np.ndarray, aspect_ratio: float = 1.0,
-           bbox_scale_factor: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+def box2cs(
+  bbox_xywh: np.ndarray,
+  aspect_ratio: float = 1.0,
+  bbox_scale_factor: float = 1.25,
+) -> tuple[np.ndarray, np.ndarray]:
   """Box -> (center [2], scale [2]) as ``mmhuman3d.utils.demo_utils.box2cs``.
 
   The centre is (x + w/2, y + h/2); the box is widened to ``aspect_ratio``
@@ -59,10 +65,11 @@ def box2cs(bbox_xywh: np.ndarray, aspect_ratio: float = 1.0,
   Pixel units (pixel_std = 1).
   """
   xywh = np.asarray(bbox_xywh)
-  if xywh.dtype.kind != 'f':
+  if xywh.dtype.kind != "f":
     xywh = xywh.astype(np.float64)
-  center = np.stack([xywh[..., 0] + xywh[..., 2] * 0.5,
-                     xywh[..., 1] + xywh[..., 3] * 0.5], -1)
+  center = np.stack(
+    [xywh[..., 0] + xywh[..., 2] * 0.5, xywh[..., 1] + xywh[..., 3] * 0.5], -1
+  )
   w = xywh[..., 2]
   h = xywh[..., 3]
   wider = w > aspect_ratio * h
@@ -108,67 +115,81 @@ class HybrIKAnnotations:
       naming the file and the field.
   """
 
-  def __init__(self, human_data: HumanData | str | os.PathLike,
-               dataset_name: str, data_prefix: str = 'data',
-               test_mode: bool = False):
+  def __init__(
+    self,
+    human_data: HumanData | str | os.PathLike,
+    dataset_name: str,
+    data_prefix: str = "data",
+    test_mode: bool = False,
+  ):
     if not isinstance(human_data, HumanData):
       human_data = load_human_data(human_data)
     self.human_data = hd = human_data
     self.dataset_name = dataset_name
     self.data_prefix = data_prefix
     self.test_mode = bool(test_mode)
-    path = hd.path or '<memory>'
+    path = hd.path or "<memory>"
 
     def need(key):
       if key not in hd:
-        raise HumanDataError(path, key, 'required by HybrIKHumanImageDataset '
-                             'but missing')
+        raise HumanDataError(
+          path, key, "required by HybrIKHumanImageDataset but missing"
+        )
       return dict.__getitem__(hd, key)
 
-    self.image_path = list(need('image_path'))
+    self.image_path = list(need("image_path"))
     self.num_data = len(self.image_path)
-    self.bbox_xyxy = np.asarray(need('bbox_xywh'))
-    self.width = np.asarray(need('image_width'))
-    self.height = np.asarray(need('image_height'))
-    self.depth_factor = np.asarray(need('depth_factor'))
-    if 'keypoints2d' in hd:
-      self._kp_key = 'keypoints2d'
+    self.bbox_xyxy = np.asarray(need("bbox_xywh"))
+    self.width = np.asarray(need("image_width"))
+    self.height = np.asarray(need("image_height"))
+    self.depth_factor = np.asarray(need("depth_factor"))
+    if "keypoints2d" in hd:
+      self._kp_key = "keypoints2d"
     else:
-      need('keypoints3d')
-      self._kp_key = 'keypoints3d'
+      need("keypoints3d")
+      self._kp_key = "keypoints3d"
 
     # The try-block of load_annotations: any missing key -> no SMPL.
-    smpl = hd.get('smpl')
-    smpl_keys = ['keypoints3d_relative', 'keypoints3d17',
-                 'keypoints3d17_relative']
+    smpl = hd.get("smpl")
+    smpl_keys = [
+      "keypoints3d_relative",
+      "keypoints3d17",
+      "keypoints3d17_relative",
+    ]
     if self.test_mode:
-      smpl_keys.append('keypoints3d_cam')
-    self.smpl_present = (isinstance(smpl, dict) and 'thetas' in smpl and
-                         'betas' in smpl and all(k in hd for k in smpl_keys))
+      smpl_keys.append("keypoints3d_cam")
+    self.smpl_present = (
+      isinstance(smpl, dict)
+      and "thetas" in smpl
+      and "betas" in smpl
+      and all(k in hd for k in smpl_keys)
+    )
     if self.smpl_present:
-      if 'has_smpl' in hd:
-        self.has_smpl = np.asarray(hd.get('has_smpl')).astype(np.float32)
+      if "has_smpl" in hd:
+        self.has_smpl = np.asarray(hd.get("has_smpl")).astype(np.float32)
       else:
         self.has_smpl = np.ones(self.num_data, dtype=np.float32)
-      self.thetas = np.asarray(smpl['thetas']).reshape(self.num_data, 24, 3)
-      self.betas = np.asarray(smpl['betas'])
+      self.thetas = np.asarray(smpl["thetas"]).reshape(self.num_data, 24, 3)
+      self.betas = np.asarray(smpl["betas"])
     else:
       self.has_smpl = np.zeros(self.num_data, dtype=np.float32)
       if self.test_mode:
-        need('keypoints3d')
-        need('keypoints3d_cam')
-        self._kp_key = 'keypoints3d'
+        need("keypoints3d")
+        need("keypoints3d_cam")
+        self._kp_key = "keypoints3d"
 
-    cam = hd.get('cam_param')
-    self.intrinsic = (np.asarray(cam['intrinsic'])
-                      if isinstance(cam, dict) and 'intrinsic' in cam else None)
-    if 'phi' in hd and 'phi_weight' in hd:
-      self.twist = np.asarray(hd.get('phi'))
-      self.twist_weight = np.asarray(hd.get('phi_weight'))
+    cam = hd.get("cam_param")
+    self.intrinsic = (
+      np.asarray(cam["intrinsic"])
+      if isinstance(cam, dict) and "intrinsic" in cam
+      else None
+    )
+    if "phi" in hd and "phi_weight" in hd:
+      self.twist = np.asarray(hd.get("phi"))
+      self.twist_weight = np.asarray(hd.get("phi_weight"))
     else:
       self.twist = self.twist_weight = None
-    self.root_cam = (np.asarray(hd.get('root_cam')) if 'root_cam' in hd
-                     else None)
+    self.root_cam = np.asarray(hd.get("root_cam")) if "root_cam" in hd else None
 
   def __len__(self) -> int:
     return self.num_data
@@ -176,52 +197,65 @@ class HybrIKAnnotations:
   def __getitem__(self, idx: int) -> dict[str, Any]:
     idx = int(idx)
     if not 0 <= idx < self.num_data:
-      raise IndexError(f'sample {idx} out of range [0, {self.num_data})')
+      raise IndexError(f"sample {idx} out of range [0, {self.num_data})")
     hd = self.human_data
-    info: dict[str, Any] = {'img_prefix': None}
-    info['image_path'] = os.path.join(self.data_prefix, 'datasets',
-                                      self.dataset_name, self.image_path[idx])
+    info: dict[str, Any] = {"img_prefix": None}
+    info["image_path"] = os.path.join(
+      self.data_prefix, "datasets", self.dataset_name, self.image_path[idx]
+    )
     bbox_xyxy = np.array(self.bbox_xyxy[idx], copy=True)
-    info['bbox'] = bbox_xyxy[:4]
-    center, scale = box2cs(xyxy2xywh(bbox_xyxy), aspect_ratio=1.0,
-                           bbox_scale_factor=1.25)
-    info['center'] = center
-    info['scale'] = scale
-    info['rotation'] = 0
-    info['ann_info'] = {'dataset_name': self.dataset_name,
-                        'height': self.height[idx].item(),
-                        'width': self.width[idx].item()}
-    info['depth_factor'] = float(self.depth_factor[idx])
-    info['has_smpl'] = int(self.has_smpl[idx])
-    info['joint_root'] = (np.zeros(3, np.float32) if self.root_cam is None
-                          else self.root_cam[idx].astype(np.float32))
-    info['intrinsic_param'] = (np.zeros((3, 3), np.float32)
-                               if self.intrinsic is None
-                               else self.intrinsic[idx].astype(np.float32))
+    info["bbox"] = bbox_xyxy[:4]
+    center, scale = box2cs(
+      xyxy2xywh(bbox_xyxy), aspect_ratio=1.0, bbox_scale_factor=1.25
+    )
+    info["center"] = center
+    info["scale"] = scale
+    info["rotation"] = 0
+    info["ann_info"] = {
+      "dataset_name": self.dataset_name,
+      "height": self.height[idx].item(),
+      "width": self.width[idx].item(),
+    }
+    info["depth_factor"] = float(self.depth_factor[idx])
+    info["has_smpl"] = int(self.has_smpl[idx])
+    info["joint_root"] = (
+      np.zeros(3, np.float32)
+      if self.root_cam is None
+      else self.root_cam[idx].astype(np.float32)
+    )
+    info["intrinsic_param"] = (
+      np.zeros((3, 3), np.float32)
+      if self.intrinsic is None
+      else self.intrinsic[idx].astype(np.float32)
+    )
     if self.twist is None:
-      info['target_twist'] = np.zeros((23, 2), np.float32)
-      info['target_twist_weight'] = np.zeros((23, 2), np.float32)
+      info["target_twist"] = np.zeros((23, 2), np.float32)
+      info["target_twist_weight"] = np.zeros((23, 2), np.float32)
     else:
-      info['target_twist'] = self.twist[idx].astype(np.float32)
-      info['target_twist_weight'] = self.twist_weight[idx].astype(np.float32)
+      info["target_twist"] = self.twist[idx].astype(np.float32)
+      info["target_twist_weight"] = self.twist_weight[idx].astype(np.float32)
     kp, kp_vis = _keypoints_and_vis(hd.keypoints(self._kp_key, idx))
-    info['keypoints3d'] = kp
-    info['keypoints3d_vis'] = kp_vis
-    if info['has_smpl']:
-      info['pose'] = self.thetas[idx].astype(np.float32)
-      info['beta'] = self.betas[idx].astype(np.float32)
-      info['keypoints3d_relative'], _ = _keypoints_and_vis(
-          hd.keypoints('keypoints3d_relative', idx))
-      info['keypoints3d17'], info['keypoints3d17_vis'] = _keypoints_and_vis(
-          hd.keypoints('keypoints3d17', idx))
-      info['keypoints3d17_relative'], _ = _keypoints_and_vis(
-          hd.keypoints('keypoints3d17_relative', idx))
+    info["keypoints3d"] = kp
+    info["keypoints3d_vis"] = kp_vis
+    if info["has_smpl"]:
+      info["pose"] = self.thetas[idx].astype(np.float32)
+      info["beta"] = self.betas[idx].astype(np.float32)
+      info["keypoints3d_relative"], _ = _keypoints_and_vis(
+        hd.keypoints("keypoints3d_relative", idx)
+      )
+      info["keypoints3d17"], info["keypoints3d17_vis"] = _keypoints_and_vis(
+        hd.keypoints("keypoints3d17", idx)
+      )
+      info["keypoints3d17_relative"], _ = _keypoints_and_vis(
+        hd.keypoints("keypoints3d17_relative", idx)
+      )
       if self.test_mode:
-        info['joint_relative_17'] = info['keypoints3d17_relative'].copy()
+        info["joint_relative_17"] = info["keypoints3d17_relative"].copy()
     elif self.test_mode:
-      info['joint_relative_17'], _ = _keypoints_and_vis(
-          hd.keypoints('keypoints3d_cam', idx))
+      info["joint_relative_17"], _ = _keypoints_and_vis(
+        hd.keypoints("keypoints3d_cam", idx)
+      )
     # prepare_data
-    info['dataset_name'] = self.dataset_name
-    info['sample_idx'] = idx
+    info["dataset_name"] = self.dataset_name
+    info["sample_idx"] = idx
     return info

@@ -32,17 +32,21 @@ import math
 import os
 import zipfile
 import zlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from numpy.lib import format as npy_format
 
-from hybrik_jax.safe_pickle import (UnsafePickleError, numpy_globals,
-                                    restricted_loads)
+from hybrik_jax.safe_pickle import (
+  UnsafePickleError,
+  numpy_globals,
+  restricted_loads,
+)
 
 NUM_JOINTS = 190
 
-_ATTRIBUTE_KEYS = ('__key_strict__', '__data_len__', '__keypoints_compressed__')
+_ATTRIBUTE_KEYS = ("__key_strict__", "__data_len__", "__keypoints_compressed__")
 
 
 class HumanDataError(ValueError):
@@ -63,21 +67,24 @@ class HumanDataError(ValueError):
 # array / dtype / scalar reconstructors (object arrays included) and the
 # _codecs.encode that protocol-2 pickles use for bytes.
 _ALLOWED_GLOBALS = {
-    **numpy_globals(object_arrays=True),
-    ('_codecs', 'encode'): _codecs.encode,
+  **numpy_globals(object_arrays=True),
+  ("_codecs", "encode"): _codecs.encode,
 }
 
 
 def _is_keypoints_key(key: str, value: Any) -> bool:
   """Mirrors HumanData: arrays whose key contains 'keypoints', not masks."""
-  return (isinstance(value, np.ndarray) and 'keypoints' in key and
-          '_mask' not in key)
+  return (
+    isinstance(value, np.ndarray) and "keypoints" in key and "_mask" not in key
+  )
 
 
 def _pad_keypoints(compressed: np.ndarray, mask: np.ndarray) -> np.ndarray:
   """Zero-pads ``[..., K, C]`` (K = mask.sum()) to ``[..., 190, C]``."""
-  full = np.zeros(compressed.shape[:-2] + (mask.shape[0], compressed.shape[-1]),
-                  dtype=compressed.dtype)
+  full = np.zeros(
+    compressed.shape[:-2] + (mask.shape[0], compressed.shape[-1]),
+    dtype=compressed.dtype,
+  )
   full[..., np.flatnonzero(mask == 1), :] = compressed
   return full
 
@@ -98,9 +105,15 @@ class HumanData(dict):
     key_strict: the stored ``__key_strict__`` flag (informational).
   """
 
-  def __init__(self, values: Mapping[str, Any] = (), *, path: str = '',
-               data_len: int = -1, keypoints_compressed: bool = False,
-               key_strict: bool = False):
+  def __init__(
+    self,
+    values: Mapping[str, Any] = (),
+    *,
+    path: str = "",
+    data_len: int = -1,
+    keypoints_compressed: bool = False,
+    key_strict: bool = False,
+  ):
     super().__init__(values)
     self.path = path
     self.data_len = int(data_len)
@@ -111,7 +124,7 @@ class HumanData(dict):
     value = dict.get(self, key)
     if not (self.keypoints_compressed and _is_keypoints_key(key, value)):
       return None
-    mask = dict.get(self, f'{key}_mask')
+    mask = dict.get(self, f"{key}_mask")
     return None if mask is None else np.asarray(mask)
 
   def __getitem__(self, key: str) -> Any:
@@ -140,35 +153,43 @@ class HumanData(dict):
 # ----------------------------------------------------------------------------
 
 
-def _read_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str,
-                     key: str) -> np.ndarray:
+def _read_npy_member(
+  zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, key: str
+) -> np.ndarray:
   """Reads one ``.npy`` member; object payloads via the restricted unpickler."""
   with zf.open(info) as fp:
     try:
       version = npy_format.read_magic(fp)
     except ValueError as e:
-      raise HumanDataError(path, key, f'not a .npy array ({e})') from None
+      raise HumanDataError(path, key, f"not a .npy array ({e})") from None
     if version == (1, 0):
       shape, fortran_order, dtype = npy_format.read_array_header_1_0(fp)
     elif version == (2, 0):
       shape, fortran_order, dtype = npy_format.read_array_header_2_0(fp)
     else:
-      raise HumanDataError(path, key, f'unsupported .npy version {version}')
+      raise HumanDataError(path, key, f"unsupported .npy version {version}")
     if dtype.hasobject:
       payload = fp.read()
       try:
-        array = restricted_loads(payload, _ALLOWED_GLOBALS,
-                                 source=f'{path}:{key}', encoding='latin1')
+        array = restricted_loads(
+          payload, _ALLOWED_GLOBALS, source=f"{path}:{key}", encoding="latin1"
+        )
       except UnsafePickleError as e:
         raise HumanDataError(path, key, str(e)) from None
       except Exception as e:  # malformed pickle: any unpickling error
         raise HumanDataError(
-            path, key, f'object payload is not a valid numpy pickle '
-            f'({type(e).__name__}: {e})') from None
+          path,
+          key,
+          f"object payload is not a valid numpy pickle "
+          f"({type(e).__name__}: {e})",
+        ) from None
       if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
         raise HumanDataError(
-            path, key, f'object payload does not hold an array of the header '
-            f'shape {tuple(shape)}')
+          path,
+          key,
+          f"object payload does not hold an array of the header "
+          f"shape {tuple(shape)}",
+        )
       return array
     count = math.prod(shape)
     array = np.empty(count, dtype=dtype)
@@ -178,8 +199,11 @@ def _read_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str,
       got = fp.readinto(buf)
       if got != nbytes:
         raise HumanDataError(
-            path, key, f'array data truncated: header promises {nbytes} bytes '
-            f'of {dtype} {tuple(shape)}, found {got}')
+          path,
+          key,
+          f"array data truncated: header promises {nbytes} bytes "
+          f"of {dtype} {tuple(shape)}, found {got}",
+        )
     if fortran_order:
       return array.reshape(shape[::-1]).transpose()
     return array.reshape(shape)
@@ -191,23 +215,31 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
   except FileNotFoundError:
     raise
   except (zipfile.BadZipFile, OSError, EOFError) as e:
-    raise HumanDataError(path, '<file>', f'not a readable npz/zip file ({e})'
-                        ) from None
+    raise HumanDataError(
+      path, "<file>", f"not a readable npz/zip file ({e})"
+    ) from None
   out = {}
   with zf:
     for info in zf.infolist():
-      if not info.filename.endswith('.npy'):
-        raise HumanDataError(path, info.filename,
-                             'unexpected non-.npy member in a HumanData npz')
-      key = info.filename[:-len('.npy')]
+      if not info.filename.endswith(".npy"):
+        raise HumanDataError(
+          path, info.filename, "unexpected non-.npy member in a HumanData npz"
+        )
+      key = info.filename[: -len(".npy")]
       try:
         out[key] = _read_npy_member(zf, info, path, key)
       except HumanDataError:
         raise
-      except (zipfile.BadZipFile, zlib.error, EOFError, OSError,
-              ValueError) as e:
-        raise HumanDataError(path, key, f'corrupt or truncated member ({e})'
-                            ) from None
+      except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        ValueError,
+      ) as e:
+        raise HumanDataError(
+          path, key, f"corrupt or truncated member ({e})"
+        ) from None
   return out
 
 
@@ -229,8 +261,11 @@ def load_human_data(path: str | os.PathLike) -> HumanData:
   """
   path = os.fspath(path)
   raw = _read_npz(path)
-  attrs = {'__key_strict__': False, '__data_len__': -1,
-           '__keypoints_compressed__': False}
+  attrs = {
+    "__key_strict__": False,
+    "__data_len__": -1,
+    "__keypoints_compressed__": False,
+  }
   values: dict[str, Any] = {}
   for key, value in raw.items():
     if isinstance(value, np.ndarray) and value.ndim == 0:
@@ -240,19 +275,23 @@ def load_human_data(path: str | os.PathLike) -> HumanData:
     if key in _ATTRIBUTE_KEYS:
       attrs[key] = value
       continue
-    if key in ('image_path', 'image_id') and not isinstance(value, list):
+    if key in ("image_path", "image_id") and not isinstance(value, list):
       value = [v.item() if isinstance(v, np.generic) else v for v in value]
     values[key] = value
   human_data = HumanData(
-      values, path=path, data_len=int(attrs['__data_len__']),
-      keypoints_compressed=bool(attrs['__keypoints_compressed__']),
-      key_strict=bool(attrs['__key_strict__']))
+    values,
+    path=path,
+    data_len=int(attrs["__data_len__"]),
+    keypoints_compressed=bool(attrs["__keypoints_compressed__"]),
+    key_strict=bool(attrs["__key_strict__"]),
+  )
   n = validate_human_data(human_data, path)
-  bbox = dict.get(human_data, 'bbox_xywh')
+  bbox = dict.get(human_data, "bbox_xywh")
   if bbox is not None and bbox.shape[1] == 4:
     # HumanData.load appends a column of ones to 4-column boxes.
-    dict.__setitem__(human_data, 'bbox_xywh',
-                     np.hstack([bbox, np.ones([n, 1])]))
+    dict.__setitem__(
+      human_data, "bbox_xywh", np.hstack([bbox, np.ones([n, 1])])
+    )
   return human_data
 
 
@@ -262,46 +301,62 @@ def load_human_data(path: str | os.PathLike) -> HumanData:
 
 
 def _infer_data_len(raw: Mapping[str, Any], path: str) -> int:
-  for key in ('image_path', 'bbox_xywh', 'depth_factor'):
+  for key in ("image_path", "bbox_xywh", "depth_factor"):
     if key in raw:
       return len(raw[key])
-  raise HumanDataError(path, '__data_len__',
-                       'cannot tell the number of samples: no __data_len__, '
-                       'image_path or bbox_xywh')
+  raise HumanDataError(
+    path,
+    "__data_len__",
+    "cannot tell the number of samples: no __data_len__, "
+    "image_path or bbox_xywh",
+  )
 
 
-def _check_array(path: str, field: str, value: Any, n: int,
-                 trailing: tuple[int, ...] | None = None,
-                 ndim: int | None = None) -> np.ndarray:
+def _check_array(
+  path: str,
+  field: str,
+  value: Any,
+  n: int,
+  trailing: tuple[int, ...] | None = None,
+  ndim: int | None = None,
+) -> np.ndarray:
   if not isinstance(value, np.ndarray):
-    raise HumanDataError(path, field,
-                         f'expected an array, got {type(value).__name__}')
+    raise HumanDataError(
+      path, field, f"expected an array, got {type(value).__name__}"
+    )
   if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
-    raise HumanDataError(path, field, f'expected a numeric array, got dtype '
-                         f'{value.dtype}')
+    raise HumanDataError(
+      path, field, f"expected a numeric array, got dtype {value.dtype}"
+    )
   if value.ndim == 0 or value.shape[0] != n:
-    raise HumanDataError(path, field, f'expected {n} samples along axis 0 '
-                         f'(data_len), got shape {value.shape}')
+    raise HumanDataError(
+      path,
+      field,
+      f"expected {n} samples along axis 0 (data_len), got shape {value.shape}",
+    )
   if ndim is not None and value.ndim != ndim:
-    raise HumanDataError(path, field, f'expected {ndim} dims, got shape '
-                         f'{value.shape}')
+    raise HumanDataError(
+      path, field, f"expected {ndim} dims, got shape {value.shape}"
+    )
   if trailing is not None and value.shape[1:] != trailing:
-    raise HumanDataError(path, field, f'expected shape {(n,) + trailing}, got '
-                         f'{value.shape}')
+    raise HumanDataError(
+      path, field, f"expected shape {(n,) + trailing}, got {value.shape}"
+    )
   return value
 
 
 def _check_mask(path: str, field: str, mask: Any) -> np.ndarray:
   mask = np.asarray(mask)
   if mask.shape != (NUM_JOINTS,):
-    raise HumanDataError(path, field, f'expected a ({NUM_JOINTS},) mask, got '
-                         f'shape {mask.shape}')
+    raise HumanDataError(
+      path, field, f"expected a ({NUM_JOINTS},) mask, got shape {mask.shape}"
+    )
   if not np.isin(mask, (0, 1)).all():
-    raise HumanDataError(path, field, 'mask values must be 0 or 1')
+    raise HumanDataError(path, field, "mask values must be 0 or 1")
   return mask
 
 
-def validate_human_data(hd: HumanData, path: str = '') -> int:
+def validate_human_data(hd: HumanData, path: str = "") -> int:
   """Checks the shapes of the fields HybrIK uses; returns N.
 
   Checked when present: ``image_path`` (N), ``bbox_xywh`` ([N,4] or [N,5]),
@@ -316,65 +371,88 @@ def validate_human_data(hd: HumanData, path: str = '') -> int:
   n = hd.data_len if hd.data_len >= 0 else _infer_data_len(raw, path)
   hd.data_len = n
 
-  if 'image_path' in raw:
-    paths = raw['image_path']
+  if "image_path" in raw:
+    paths = raw["image_path"]
     if len(paths) != n or not all(isinstance(p, str) for p in paths):
-      raise HumanDataError(path, 'image_path', f'expected {n} strings, got '
-                           f'{len(paths)} entries')
-  if 'bbox_xywh' in raw:
-    bbox = _check_array(path, 'bbox_xywh', raw['bbox_xywh'], n, ndim=2)
+      raise HumanDataError(
+        path, "image_path", f"expected {n} strings, got {len(paths)} entries"
+      )
+  if "bbox_xywh" in raw:
+    bbox = _check_array(path, "bbox_xywh", raw["bbox_xywh"], n, ndim=2)
     if bbox.shape[1] not in (4, 5):
-      raise HumanDataError(path, 'bbox_xywh', f'expected shape [{n}, 4] or '
-                           f'[{n}, 5], got {bbox.shape}')
-  for key in ('depth_factor', 'image_height', 'image_width', 'has_smpl'):
+      raise HumanDataError(
+        path,
+        "bbox_xywh",
+        f"expected shape [{n}, 4] or [{n}, 5], got {bbox.shape}",
+      )
+  for key in ("depth_factor", "image_height", "image_width", "has_smpl"):
     if key in raw:
       _check_array(path, key, np.asarray(raw[key]), n, trailing=())
-  for key, trailing in (('phi', (23, 2)), ('phi_weight', (23, 2)),
-                        ('root_cam', (3,))):
+  for key, trailing in (
+    ("phi", (23, 2)),
+    ("phi_weight", (23, 2)),
+    ("root_cam", (3,)),
+  ):
     if key in raw:
       _check_array(path, key, raw[key], n, trailing=trailing)
-  if 'smpl' in raw:
-    smpl = raw['smpl']
+  if "smpl" in raw:
+    smpl = raw["smpl"]
     if not isinstance(smpl, dict):
-      raise HumanDataError(path, 'smpl', f'expected a dict, got '
-                           f'{type(smpl).__name__}')
-    if 'thetas' in smpl:
-      thetas = _check_array(path, 'smpl.thetas', smpl['thetas'], n)
+      raise HumanDataError(
+        path, "smpl", f"expected a dict, got {type(smpl).__name__}"
+      )
+    if "thetas" in smpl:
+      thetas = _check_array(path, "smpl.thetas", smpl["thetas"], n)
       if thetas.shape[1:] not in ((24, 3), (72,)):
-        raise HumanDataError(path, 'smpl.thetas', f'expected [{n}, 24, 3] or '
-                             f'[{n}, 72], got {thetas.shape}')
-    if 'betas' in smpl:
-      _check_array(path, 'smpl.betas', smpl['betas'], n, trailing=(10,))
-  if 'cam_param' in raw:
-    cam = raw['cam_param']
+        raise HumanDataError(
+          path,
+          "smpl.thetas",
+          f"expected [{n}, 24, 3] or [{n}, 72], got {thetas.shape}",
+        )
+    if "betas" in smpl:
+      _check_array(path, "smpl.betas", smpl["betas"], n, trailing=(10,))
+  if "cam_param" in raw:
+    cam = raw["cam_param"]
     if not isinstance(cam, dict):
-      raise HumanDataError(path, 'cam_param', f'expected a dict, got '
-                           f'{type(cam).__name__}')
-    if 'intrinsic' in cam:
-      _check_array(path, 'cam_param.intrinsic', cam['intrinsic'], n,
-                   trailing=(3, 3))
+      raise HumanDataError(
+        path, "cam_param", f"expected a dict, got {type(cam).__name__}"
+      )
+    if "intrinsic" in cam:
+      _check_array(
+        path, "cam_param.intrinsic", cam["intrinsic"], n, trailing=(3, 3)
+      )
   for key, value in raw.items():
-    if key.endswith('_mask') and 'keypoints' in key:
+    if key.endswith("_mask") and "keypoints" in key:
       _check_mask(path, key, value)
       continue
     if not _is_keypoints_key(key, value):
       continue
     value = _check_array(path, key, value, n, ndim=3)
     if value.shape[2] not in (3, 4):
-      raise HumanDataError(path, key, f'expected 3 (x, y, conf) or 4 '
-                           f'(x, y, z, conf) values per joint, got shape '
-                           f'{value.shape}')
+      raise HumanDataError(
+        path,
+        key,
+        f"expected 3 (x, y, conf) or 4 "
+        f"(x, y, z, conf) values per joint, got shape "
+        f"{value.shape}",
+      )
     mask = hd._mask_for(key)
     if mask is not None:
-      mask = _check_mask(path, f'{key}_mask', mask)
+      mask = _check_mask(path, f"{key}_mask", mask)
       if int(mask.sum()) != value.shape[1]:
         raise HumanDataError(
-            path, key, f'compressed to {value.shape[1]} joints but '
-            f'{key}_mask has {int(mask.sum())} ones')
+          path,
+          key,
+          f"compressed to {value.shape[1]} joints but "
+          f"{key}_mask has {int(mask.sum())} ones",
+        )
     elif value.shape[1] != NUM_JOINTS:
       raise HumanDataError(
-          path, key, f'expected {NUM_JOINTS} joints (HumanData convention), '
-          f'got shape {value.shape}')
+        path,
+        key,
+        f"expected {NUM_JOINTS} joints (HumanData convention), "
+        f"got shape {value.shape}",
+      )
   return n
 
 
@@ -383,9 +461,13 @@ def validate_human_data(hd: HumanData, path: str = '') -> int:
 # ----------------------------------------------------------------------------
 
 
-def save_human_data(path: str | os.PathLike, data: Mapping[str, Any], *,
-                    compress_keypoints: bool = True,
-                    key_strict: bool = False) -> None:
+def save_human_data(
+  path: str | os.PathLike,
+  data: Mapping[str, Any],
+  *,
+  compress_keypoints: bool = True,
+  key_strict: bool = False,
+) -> None:
   """Writes ``data`` the way mmhuman3d's ``HumanData.dump`` does.
 
   Args:
@@ -405,27 +487,30 @@ def save_human_data(path: str | os.PathLike, data: Mapping[str, Any], *,
     key_strict: the stored ``__key_strict__`` flag.
   """
   path = os.fspath(path)
-  if not path.endswith('.npz'):
-    raise ValueError(f'{path}: HumanData files must end in .npz')
+  if not path.endswith(".npz"):
+    raise ValueError(f"{path}: HumanData files must end in .npz")
   values = dict(data)
-  if 'image_path' in values:
-    values['image_path'] = list(values['image_path'])
+  if "image_path" in values:
+    values["image_path"] = list(values["image_path"])
   n = validate_human_data(
-      HumanData(values, path=path, keypoints_compressed=False), path)
+    HumanData(values, path=path, keypoints_compressed=False), path
+  )
   if compress_keypoints:
     for key, value in list(values.items()):
       if not _is_keypoints_key(key, value):
         continue
-      mask_key = f'{key}_mask'
+      mask_key = f"{key}_mask"
       if mask_key not in values:
-        raise ValueError(f'{path}: keypoints field {key!r} has no '
-                         f'{mask_key!r}; set it before compression')
+        raise ValueError(
+          f"{path}: keypoints field {key!r} has no "
+          f"{mask_key!r}; set it before compression"
+        )
       mask = np.asarray(values[mask_key])
       values[key] = np.take(value, np.flatnonzero(mask == 1), axis=1)
   to_dump = {
-      '__key_strict__': bool(key_strict),
-      '__data_len__': int(n),
-      '__keypoints_compressed__': bool(compress_keypoints),
+    "__key_strict__": bool(key_strict),
+    "__data_len__": int(n),
+    "__keypoints_compressed__": bool(compress_keypoints),
   }
   to_dump.update(values)
   np.savez_compressed(path, **to_dump)

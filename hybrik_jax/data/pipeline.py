@@ -28,7 +28,8 @@ marks the real rows, so every sample is evaluated exactly once across hosts.
 
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import grain
 import numpy as np
@@ -56,18 +57,25 @@ class DatasetSpec:
       'mpi_inf_3dhp', 'coco', 'pw3d'); default `name`. For 'tfds' it is fixed
       at build time.
   """
+
   name: str
   ann_file: str
   image_root: str
   weight: float = 1.0
-  source: str = 'npz'
-  split: str = 'train'
+  source: str = "npz"
+  split: str = "train"
   dataset_name: str | None = None
 
   def make_source(self, test_mode: bool = False):
-    return sources_lib.make_source(self.name, self.ann_file, self.image_root,
-                                   self.source, self.split, self.dataset_name,
-                                   test_mode)
+    return sources_lib.make_source(
+      self.name,
+      self.ann_file,
+      self.image_root,
+      self.source,
+      self.split,
+      self.dataset_name,
+      test_mode,
+    )
 
 
 class TrainSampleFn:
@@ -78,6 +86,7 @@ class TrainSampleFn:
 
   def __call__(self, rng, annotation, image):
     from hybrik_jax.data import transforms
+
     config = self.config or transforms.DEFAULT_CONFIG
     draws = transforms.sample_draws(rng, annotation, image.shape, config)
     return transforms.train_sample(annotation, image, draws, config)
@@ -91,8 +100,10 @@ class TestSampleFn:
 
   def __call__(self, annotation, image):
     from hybrik_jax.data import transforms
-    return transforms.test_sample(annotation, image,
-                                  self.config or transforms.DEFAULT_CONFIG)
+
+    return transforms.test_sample(
+      annotation, image, self.config or transforms.DEFAULT_CONFIG
+    )
 
 
 def check_precrop_covers(transform_config) -> None:
@@ -101,47 +112,63 @@ def check_precrop_covers(transform_config) -> None:
   The tfds records are cropped for `precrop.PrecropConfig()` (the mmhuman3d
   recipe's scale factor 0.25 and rotation clip 60 degrees).
   """
-  from hybrik_jax.data import precrop
-  from hybrik_jax.data import transforms
+  from hybrik_jax.data import precrop, transforms
+
   cfg = transform_config or transforms.DEFAULT_CONFIG
   crop = precrop.PrecropConfig()
-  if (cfg.scale_factor > crop.scale_factor
-      or 2 * cfg.rot_factor > crop.max_rotation_deg and cfg.rot_prob > 0):
+  if (
+    cfg.scale_factor > crop.scale_factor
+    or 2 * cfg.rot_factor > crop.max_rotation_deg
+    and cfg.rot_prob > 0
+  ):
     raise ValueError(
-        f'augmentation scale_factor={cfg.scale_factor}, rotation up to '
-        f'{2 * cfg.rot_factor} deg exceeds what the pre-cropped tfds records '
-        f'cover (scale_factor {crop.scale_factor}, rotation '
-        f'{crop.max_rotation_deg} deg); rebuild them with a larger '
-        'PrecropConfig or use source="npz"')
+      f"augmentation scale_factor={cfg.scale_factor}, rotation up to "
+      f"{2 * cfg.rot_factor} deg exceeds what the pre-cropped tfds records "
+      f"cover (scale_factor {crop.scale_factor}, rotation "
+      f"{crop.max_rotation_deg} deg); rebuild them with a larger "
+      'PrecropConfig or use source="npz"'
+    )
 
 
 def _stack(samples: Sequence[dict]) -> dict:
-  return {k: np.stack([np.asarray(s[k]) for s in samples])
-          for k in samples[0]}
+  return {k: np.stack([np.asarray(s[k]) for s in samples]) for k in samples[0]}
 
 
 def host_slice(global_batch: int, process_index: int, process_count: int):
   """Rows [start, start + local_batch) of each global batch owned by a host."""
   if global_batch % process_count:
-    raise ValueError(f'global batch {global_batch} is not divisible by the '
-                     f'{process_count} hosts')
+    raise ValueError(
+      f"global batch {global_batch} is not divisible by the "
+      f"{process_count} hosts"
+    )
   local_batch = global_batch // process_count
   if not 0 <= process_index < process_count:
-    raise ValueError(f'process_index {process_index} not in [0, '
-                     f'{process_count})')
+    raise ValueError(
+      f"process_index {process_index} not in [0, {process_count})"
+    )
   return process_index * local_batch, local_batch
 
 
 def _jax_process():
   import jax
+
   return jax.process_index(), jax.process_count()
 
 
 class _MixedSampleFn:
   """Local stream element e -> one training sample (picklable for workers)."""
 
-  def __init__(self, sources, weights, seed, global_batch, host_start,
-               local_batch, steps_per_epoch, sample_fn):
+  def __init__(
+    self,
+    sources,
+    weights,
+    seed,
+    global_batch,
+    host_start,
+    local_batch,
+    steps_per_epoch,
+    sample_fn,
+  ):
     self.sources = sources
     self.probs = np.asarray(weights, np.float64) / np.sum(weights)
     self.lengths = [len(s) for s in sources]
@@ -173,8 +200,10 @@ class _MixedSampleFn:
     try:
       return self.sample_fn(rng, annotation, image)
     except Exception as e:
-      raise RuntimeError(f'transform failed on {source.name}[{j}] '
-                         f'(epoch {epoch}, position {position})') from e
+      raise RuntimeError(
+        f"transform failed on {source.name}[{j}] "
+        f"(epoch {epoch}, position {position})"
+      ) from e
 
 
 class _EvalSampleFn:
@@ -195,9 +224,8 @@ class _EvalSampleFn:
     j = position if valid else 0
     annotation, image = self.source[j]
     sample = dict(self.sample_fn(annotation, image))
-    sample['valid'] = np.bool_(valid)
-    sample['sample_idx'] = np.asarray(annotation.get('sample_idx', j),
-                                      np.int32)
+    sample["valid"] = np.bool_(valid)
+    sample["sample_idx"] = np.asarray(annotation.get("sample_idx", j), np.int32)
     return sample
 
 
@@ -205,6 +233,7 @@ def _ensure_absl_flags_parsed():
   # grain's multiprocessing reads absl flags; outside an absl app (pytest,
   # notebooks) they are unparsed, so take the defaults.
   from absl import flags
+
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
 
@@ -218,9 +247,16 @@ class Loader:
     step: index of the next batch `next()` returns.
   """
 
-  def __init__(self, element_fn, local_batch: int, steps_per_epoch: int,
-               num_steps: int | None, worker_count: int,
-               fingerprint: dict, worker_buffer_size: int = 2):
+  def __init__(
+    self,
+    element_fn,
+    local_batch: int,
+    steps_per_epoch: int,
+    num_steps: int | None,
+    worker_count: int,
+    fingerprint: dict,
+    worker_buffer_size: int = 2,
+  ):
     self._element_fn = element_fn
     self._local_batch = local_batch
     self.steps_per_epoch = steps_per_epoch
@@ -236,13 +272,17 @@ class Loader:
     lb = self._local_batch
     ds = grain.MapDataset.range(start_step * lb, end_step * lb)
     ds = ds.map(self._element_fn).batch(lb, batch_fn=_stack)
-    it = ds.to_iter_dataset(grain.ReadOptions(num_threads=0,
-                                              prefetch_buffer_size=0))
+    it = ds.to_iter_dataset(
+      grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+    )
     if self._worker_count > 0:
       _ensure_absl_flags_parsed()
-      it = it.mp_prefetch(grain.MultiprocessingOptions(
+      it = it.mp_prefetch(
+        grain.MultiprocessingOptions(
           num_workers=self._worker_count,
-          per_worker_buffer_size=self._worker_buffer_size))
+          per_worker_buffer_size=self._worker_buffer_size,
+        )
+      )
     return iter(it)
 
   def __iter__(self):
@@ -259,21 +299,23 @@ class Loader:
 
   def get_state(self) -> dict[str, Any]:
     """JSON-serialisable position: the next step plus the stream's identity."""
-    return {'step': int(self.step), **self._fingerprint}
+    return {"step": int(self.step), **self._fingerprint}
 
   def set_state(self, state: dict[str, Any]) -> None:
     """Resumes at `state['step']`; refuses a state of a different stream."""
     for key, value in self._fingerprint.items():
       if key in state and state[key] != value:
-        raise ValueError(f'loader state has {key}={state[key]!r} but this '
-                         f'loader has {key}={value!r}')
+        raise ValueError(
+          f"loader state has {key}={state[key]!r} but this "
+          f"loader has {key}={value!r}"
+        )
     self.close()
-    self.step = int(state['step'])
+    self.step = int(state["step"])
 
   def close(self) -> None:
     """Stops worker processes (if any)."""
     it, self._iter = self._iter, None
-    if it is not None and hasattr(it, 'close'):
+    if it is not None and hasattr(it, "close"):
       it.close()
 
   def __del__(self):
@@ -283,13 +325,17 @@ class Loader:
       pass
 
 
-def make_train_loader(datasets: Sequence[DatasetSpec | Any], seed: int,
-                      global_batch: int, worker_count: int = 0,
-                      transform_config: Any = None,
-                      num_epochs: int | None = None,
-                      process_index: int | None = None,
-                      process_count: int | None = None,
-                      sample_fn: Callable[..., dict] | None = None):
+def make_train_loader(
+  datasets: Sequence[DatasetSpec | Any],
+  seed: int,
+  global_batch: int,
+  worker_count: int = 0,
+  transform_config: Any = None,
+  num_epochs: int | None = None,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  sample_fn: Callable[..., dict] | None = None,
+):
   """Mixed, sharded, resumable training loader.
 
   Args:
@@ -313,9 +359,10 @@ def make_train_loader(datasets: Sequence[DatasetSpec | Any], seed: int,
   """
   if process_index is None or process_count is None:
     process_index, process_count = _jax_process()
-  host_start, local_batch = host_slice(global_batch, process_index,
-                                       process_count)
-  if any(isinstance(d, DatasetSpec) and d.source == 'tfds' for d in datasets):
+  host_start, local_batch = host_slice(
+    global_batch, process_index, process_count
+  )
+  if any(isinstance(d, DatasetSpec) and d.source == "tfds" for d in datasets):
     check_precrop_covers(transform_config)
   srcs, weights = [], []
   for d in datasets:
@@ -326,29 +373,45 @@ def make_train_loader(datasets: Sequence[DatasetSpec | Any], seed: int,
       srcs.append(d[0])
       weights.append(d[1])
   if not srcs or min(weights) < 0 or sum(weights) <= 0:
-    raise ValueError(f'need datasets with non-negative weights summing > 0, '
-                     f'got {weights}')
+    raise ValueError(
+      f"need datasets with non-negative weights summing > 0, got {weights}"
+    )
   lengths = [len(s) for s in srcs]
   for s, n in zip(srcs, lengths):
     if n == 0:
-      raise ValueError(f'dataset {s.name} is empty')
+      raise ValueError(f"dataset {s.name} is empty")
   steps_per_epoch = math.ceil(max(lengths) / global_batch)
-  fn = _MixedSampleFn(srcs, weights, seed, global_batch, host_start,
-                      local_batch, steps_per_epoch,
-                      sample_fn or TrainSampleFn(transform_config))
+  fn = _MixedSampleFn(
+    srcs,
+    weights,
+    seed,
+    global_batch,
+    host_start,
+    local_batch,
+    steps_per_epoch,
+    sample_fn or TrainSampleFn(transform_config),
+  )
   num_steps = None if num_epochs is None else num_epochs * steps_per_epoch
-  fingerprint = {'seed': int(seed), 'global_batch': int(global_batch),
-                 'lengths': [int(n) for n in lengths]}
-  loader = Loader(fn, local_batch, steps_per_epoch, num_steps, worker_count,
-                  fingerprint)
+  fingerprint = {
+    "seed": int(seed),
+    "global_batch": int(global_batch),
+    "lengths": [int(n) for n in lengths],
+  }
+  loader = Loader(
+    fn, local_batch, steps_per_epoch, num_steps, worker_count, fingerprint
+  )
   return loader, steps_per_epoch
 
 
-def make_eval_loader(dataset: DatasetSpec | Any, global_batch: int,
-                     worker_count: int = 0, transform_config: Any = None,
-                     process_index: int | None = None,
-                     process_count: int | None = None,
-                     sample_fn: Callable[..., dict] | None = None):
+def make_eval_loader(
+  dataset: DatasetSpec | Any,
+  global_batch: int,
+  worker_count: int = 0,
+  transform_config: Any = None,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  sample_fn: Callable[..., dict] | None = None,
+):
   """Sequential evaluation loader covering every sample exactly once.
 
   Args:
@@ -367,16 +430,28 @@ def make_eval_loader(dataset: DatasetSpec | Any, global_batch: int,
   """
   if process_index is None or process_count is None:
     process_index, process_count = _jax_process()
-  host_start, local_batch = host_slice(global_batch, process_index,
-                                       process_count)
-  source = (dataset.make_source(test_mode=True)
-            if isinstance(dataset, DatasetSpec)
-            else dataset)
+  host_start, local_batch = host_slice(
+    global_batch, process_index, process_count
+  )
+  source = (
+    dataset.make_source(test_mode=True)
+    if isinstance(dataset, DatasetSpec)
+    else dataset
+  )
   num_steps = math.ceil(len(source) / global_batch)
-  fn = _EvalSampleFn(source, global_batch, host_start, local_batch,
-                     sample_fn or TestSampleFn(transform_config))
-  loader = Loader(fn, local_batch, num_steps, num_steps, worker_count,
-                  {'global_batch': int(global_batch),
-                   'lengths': [len(source)]})
+  fn = _EvalSampleFn(
+    source,
+    global_batch,
+    host_start,
+    local_batch,
+    sample_fn or TestSampleFn(transform_config),
+  )
+  loader = Loader(
+    fn,
+    local_batch,
+    num_steps,
+    num_steps,
+    worker_count,
+    {"global_batch": int(global_batch), "lengths": [len(source)]},
+  )
   return loader, num_steps
-

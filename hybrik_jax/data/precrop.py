@@ -60,16 +60,29 @@ class PrecropConfig:
     augment: False for test-only splits: the crop then only covers the
       1.25-scaled box without rotation (plus `pad`).
   """
+
   bbox_scale_factor: float = 1.25
   scale_factor: float = 0.25
   max_rotation_deg: float = 60.0
   dpg_edge_mean: tuple[float, float, float, float] = (
-      -0.0142, 0.0043, 0.0154, -0.0013)
+    -0.0142,
+    0.0043,
+    0.0154,
+    -0.0013,
+  )
   dpg_edge_std: tuple[float, float, float, float] = (
-      0.1158, 0.068, 0.1337, 0.0711)
+    0.1158,
+    0.068,
+    0.1337,
+    0.0711,
+  )
   jitter_sigmas: float = 4.0
   pad: int = 2
   augment: bool = True
+
+
+# The crop margins used when none are given (a frozen dataclass, safe to share).
+DEFAULT_CONFIG = PrecropConfig()
 
 
 def _rotation_extent(max_rotation_deg: float) -> float:
@@ -105,8 +118,7 @@ def _jitter_vertices(box, size, frame_wh, config):
   ys = _edge_candidates(box[1], box[3], size[1], rng[1], rng[3], frame_wh[1])
   for ex1, ex2 in xs:
     for ey1, ey2 in ys:
-      yield (0.5 * (ex1 + ex2), 0.5 * (ey1 + ey2),
-             max(ex2 - ex1, ey2 - ey1))
+      yield (0.5 * (ex1 + ex2), 0.5 * (ey1 + ey2), max(ex2 - ex1, ey2 - ey1))
 
 
 def crop_box(bbox_xyxy, frame_hw, config: PrecropConfig = PrecropConfig()):
@@ -137,8 +149,9 @@ def crop_box(bbox_xyxy, frame_hw, config: PrecropConfig = PrecropConfig()):
     # (left/top) or convex (right/bottom) in the edges, so its extremes over
     # the box of edge values (each within mean +- k sigma, then clipped as
     # RandomDPG clips) lie at vertices: enumerate them.
-    for cx, cy, side in _jitter_vertices((x1, y1, x2, y2), (w, h),
-                                         (w_frame, h_frame), config):
+    for cx, cy, side in _jitter_vertices(
+      (x1, y1, x2, y2), (w, h), (w_frame, h_frame), config
+    ):
       r = kappa * side
       lo_x, hi_x = min(lo_x, cx - r), max(hi_x, cx + r)
       lo_y, hi_y = min(lo_y, cy - r), max(hi_y, cy + r)
@@ -178,17 +191,24 @@ def virtual_frame(crop: np.ndarray, offset_xy, frame_hw) -> np.ndarray:
   ch, cw = crop.shape[:2]
   if x0 < 0 or y0 < 0 or x0 + cw > w_frame or y0 + ch > h_frame:
     raise ValueError(
-        f'crop of shape {crop.shape} at offset {(x0, y0)} does not fit in a '
-        f'frame of (H, W) = {(h_frame, w_frame)}')
+      f"crop of shape {crop.shape} at offset {(x0, y0)} does not fit in a "
+      f"frame of (H, W) = {(h_frame, w_frame)}"
+    )
   if (ch, cw) == (h_frame, w_frame):
     return crop  # the record holds the whole frame
   frame = np.zeros((h_frame, w_frame) + crop.shape[2:], dtype=crop.dtype)
-  frame[y0:y0 + ch, x0:x0 + cw] = crop
+  frame[y0 : y0 + ch, x0 : x0 + cw] = crop
   return frame
 
 
-def footprint_inside(trans_inv, box, frame_hw, flipped: bool = False,
-                     out_size: int = 256, pad: float = 1.0) -> bool:
+def footprint_inside(
+  trans_inv,
+  box,
+  frame_hw,
+  flipped: bool = False,
+  out_size: int = 256,
+  pad: float = 1.0,
+) -> bool:
   """Whether a crop warp reads only frame pixels that the crop holds.
 
   Args:
@@ -206,8 +226,10 @@ def footprint_inside(trans_inv, box, frame_hw, flipped: bool = False,
     the crop (so the virtual frame reproduces the original warp exactly).
   """
   h_frame, w_frame = frame_hw
-  corners = np.array([[0, 0, 1], [out_size, 0, 1], [0, out_size, 1],
-                      [out_size, out_size, 1]], np.float64)
+  corners = np.array(
+    [[0, 0, 1], [out_size, 0, 1], [0, out_size, 1], [out_size, out_size, 1]],
+    np.float64,
+  )
   pts = corners @ np.asarray(trans_inv, np.float64).T  # [4, 2]
   if flipped:
     pts[:, 0] = w_frame - 1 - pts[:, 0]
@@ -216,5 +238,6 @@ def footprint_inside(trans_inv, box, frame_hw, flipped: bool = False,
   if np.any(hi < lo):  # footprint entirely outside the frame
     return True
   x0, y0, x1, y1 = box
-  return bool(lo[0] >= x0 and lo[1] >= y0 and hi[0] <= x1 - 1
-              and hi[1] <= y1 - 1)
+  return bool(
+    lo[0] >= x0 and lo[1] >= y0 and hi[0] <= x1 - 1 and hi[1] <= y1 - 1
+  )

@@ -20,12 +20,10 @@ import os
 from hybrik_jax.data import annotations as annotations_lib
 from hybrik_jax.data import human_data as human_data_lib
 from hybrik_jax.data import images as images_lib
-from hybrik_jax.data import precrop
-from hybrik_jax.data import records
-
+from hybrik_jax.data import precrop, records
 
 # Dataset names whose target branch the transforms know.
-MMHUMAN3D_DATASETS = ('h36m', 'mpi_inf_3dhp', 'coco', 'pw3d')
+MMHUMAN3D_DATASETS = ("h36m", "mpi_inf_3dhp", "coco", "pw3d")
 
 
 class NpzSource:
@@ -43,8 +41,14 @@ class NpzSource:
     test_mode: build test-mode annotations (adds `joint_relative_17`).
   """
 
-  def __init__(self, name: str, ann_file: str, image_root: str,
-               dataset_name: str | None = None, test_mode: bool = False):
+  def __init__(
+    self,
+    name: str,
+    ann_file: str,
+    image_root: str,
+    dataset_name: str | None = None,
+    test_mode: bool = False,
+  ):
     self.name = name
     self.ann_file = ann_file
     self.image_root = image_root
@@ -54,7 +58,7 @@ class NpzSource:
 
   def __getstate__(self):
     state = dict(self.__dict__)
-    state['_annotations'] = None
+    state["_annotations"] = None
     return state
 
   @property
@@ -63,15 +67,18 @@ class NpzSource:
       hd = human_data_lib.load_human_data(self.ann_file)
       name = self.dataset_name
       if name is None:
-        name = self.name if self.name in MMHUMAN3D_DATASETS else hd.get(
-            'config')
+        name = (
+          self.name if self.name in MMHUMAN3D_DATASETS else hd.get("config")
+        )
         if name not in MMHUMAN3D_DATASETS:
           raise ValueError(
-              f'{self.ann_file}: cannot tell the dataset type of {self.name!r}'
-              f' (HumanData config={hd.get("config")!r}); pass dataset_name, '
-              f'one of {MMHUMAN3D_DATASETS}')
+            f"{self.ann_file}: cannot tell the dataset type of {self.name!r}"
+            f" (HumanData config={hd.get('config')!r}); pass dataset_name, "
+            f"one of {MMHUMAN3D_DATASETS}"
+          )
       self._annotations = annotations_lib.HybrIKAnnotations(
-          hd, name, test_mode=self.test_mode)
+        hd, name, test_mode=self.test_mode
+      )
     return self._annotations
 
   def __len__(self) -> int:
@@ -80,7 +87,7 @@ class NpzSource:
   def annotation(self, j: int) -> dict:
     """Per-sample annotation (original frame coordinates)."""
     if not 0 <= j < len(self):
-      raise IndexError(f'{self.name}: index {j} out of range [0, {len(self)})')
+      raise IndexError(f"{self.name}: index {j} out of range [0, {len(self)})")
     return self.annotations[j]
 
   def image_path(self, j: int) -> str:
@@ -99,7 +106,7 @@ class TfdsSource:
     split: 'train' or 'test'.
   """
 
-  def __init__(self, name: str, data_dir: str, split: str = 'train'):
+  def __init__(self, name: str, data_dir: str, split: str = "train"):
     self.name = name
     self.data_dir = data_dir
     self.split = split
@@ -107,17 +114,18 @@ class TfdsSource:
 
   def __getstate__(self):
     state = dict(self.__dict__)
-    state['_source'] = None
+    state["_source"] = None
     return state
 
   @property
   def source(self):
     if self._source is None:
       import tensorflow_datasets as tfds
+
       # Registers the builder so data_source can find it by name.
-      from hybrik_jax.data import tfds_builder  # pylint: disable=unused-import
       self._source = tfds.data_source(
-          self.name, split=self.split, data_dir=self.data_dir)
+        self.name, split=self.split, data_dir=self.data_dir
+      )
     return self._source
 
   def __len__(self) -> int:
@@ -125,32 +133,39 @@ class TfdsSource:
 
   def record(self, j: int) -> dict:
     if not 0 <= j < len(self):
-      raise IndexError(f'{self.name}: index {j} out of range [0, {len(self)})')
+      raise IndexError(f"{self.name}: index {j} out of range [0, {len(self)})")
     return self.source[j]
 
   def annotation(self, j: int) -> dict:
     """Per-sample annotation (original frame coordinates)."""
-    return records.decode(self.record(j)['annotation'])
+    return records.decode(self.record(j)["annotation"])
 
   def __getitem__(self, j: int):
     rec = self.record(j)
-    annotation = records.decode(rec['annotation'])
-    crop = images_lib.decode_image(rec['image'], f'{self.name}[{j}]')
-    frame = precrop.virtual_frame(crop, rec['crop_offset'], rec['frame_hw'])
+    annotation = records.decode(rec["annotation"])
+    crop = images_lib.decode_image(rec["image"], f"{self.name}[{j}]")
+    frame = precrop.virtual_frame(crop, rec["crop_offset"], rec["frame_hw"])
     return annotation, frame
 
 
-def make_source(name: str, ann_file: str, image_root: str, source: str,
-                split: str = 'train', dataset_name: str | None = None,
-                test_mode: bool = False):
+def make_source(
+  name: str,
+  ann_file: str,
+  image_root: str,
+  source: str,
+  split: str = "train",
+  dataset_name: str | None = None,
+  test_mode: bool = False,
+):
   """`NpzSource` (source='npz') or `TfdsSource` (source='tfds').
 
   For 'tfds', `ann_file` is the tfds name ('hybrik_data/<config>') and
   `image_root` the tfds data_dir.
   """
-  if source == 'npz':
+  if source == "npz":
     return NpzSource(name, ann_file, image_root, dataset_name, test_mode)
-  if source == 'tfds':
+  if source == "tfds":
     return TfdsSource(ann_file, image_root, split)
-  raise ValueError(f'dataset {name}: unknown source {source!r} '
-                   "(expected 'npz' or 'tfds')")
+  raise ValueError(
+    f"dataset {name}: unknown source {source!r} (expected 'npz' or 'tfds')"
+  )

@@ -46,8 +46,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -55,13 +55,18 @@ import numpy as np
 from hybrik_jax import render
 from hybrik_jax.data import conventions
 from hybrik_jax.smpl import tables
-from hybrik_jax.smpl.numpy_kinematics import (FORWARD_BATCH,
-                                              axis_angle_to_matrix,
-                                              rest_skeleton29,
-                                              smpl_forward_batched,
-                                              swing_twist_phis)
-from hybrik_jax.smpl.poses import (sample_betas, sample_body_pose,
-                                   sample_global_orient)
+from hybrik_jax.smpl.numpy_kinematics import (
+  FORWARD_BATCH,
+  axis_angle_to_matrix,
+  rest_skeleton29,
+  smpl_forward_batched,
+  swing_twist_phis,
+)
+from hybrik_jax.smpl.poses import (
+  sample_betas,
+  sample_body_pose,
+  sample_global_orient,
+)
 
 NUM_KEYPOINTS = conventions.NUM_HUMAN_DATA_JOINTS  # 190
 HYBRIK29_IDXS = np.asarray(conventions.HYBRIK29_IDXS)
@@ -76,8 +81,9 @@ TEST_DEPTH_FACTOR = 2.0  # m (3DPW-like).
 # Images.
 
 
-def random_background(rng: np.random.Generator, height: int, width: int
-                      ) -> np.ndarray:
+def random_background(
+  rng: np.random.Generator, height: int, width: int
+) -> np.ndarray:
   """[H, W, 3] uint8 RGB background: gradient, smooth noise or checkers.
 
   Plus a few random filled rectangles / ellipses and mild pixel noise.
@@ -111,20 +117,35 @@ def random_background(rng: np.random.Generator, height: int, width: int
     cx, cy = rng.uniform(0, width), rng.uniform(0, height)
     sx, sy = rng.uniform(10, width / 3), rng.uniform(10, height / 3)
     if rng.uniform() < 0.5:
-      cv2.rectangle(img, (int(cx - sx), int(cy - sy)),
-                    (int(cx + sx), int(cy + sy)), col, -1)
+      cv2.rectangle(
+        img, (int(cx - sx), int(cy - sy)), (int(cx + sx), int(cy + sy)), col, -1
+      )
     else:
-      cv2.ellipse(img, (int(cx), int(cy)), (int(sx), int(sy)),
-                  float(rng.uniform(0, 180)), 0, 360, col, -1)
+      cv2.ellipse(
+        img,
+        (int(cx), int(cy)),
+        (int(sx), int(sy)),
+        float(rng.uniform(0, 180)),
+        0,
+        360,
+        col,
+        -1,
+      )
   noise = rng.standard_normal((height, width, 1), dtype=np.float32)
   img += noise * rng.uniform(0, 12)
   return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def place_in_view(vertices: np.ndarray, focal: float, princpt: np.ndarray,
-                  image_wh: tuple[int, int], depth: float,
-                  rng: np.random.Generator, fill: float = 0.9,
-                  margin: float = 4.0) -> np.ndarray:
+def place_in_view(
+  vertices: np.ndarray,
+  focal: float,
+  princpt: np.ndarray,
+  image_wh: tuple[int, int],
+  depth: float,
+  rng: np.random.Generator,
+  fill: float = 0.9,
+  margin: float = 4.0,
+) -> np.ndarray:
   """Chooses the camera-frame pelvis position of a body.
 
   Args:
@@ -164,8 +185,9 @@ def place_in_view(vertices: np.ndarray, focal: float, princpt: np.ndarray,
 # Annotations.
 
 
-def _to_190(values: np.ndarray, idxs: np.ndarray, vis: float = 1.0
-            ) -> np.ndarray:
+def _to_190(
+  values: np.ndarray, idxs: np.ndarray, vis: float = 1.0
+) -> np.ndarray:
   """[N, K, 3] -> [N, 190, 4]: (x, y, z, vis) at ``idxs``, zeros elsewhere."""
   out = np.zeros((values.shape[0], NUM_KEYPOINTS, 4), dtype=np.float64)
   out[:, idxs, :3] = values
@@ -173,8 +195,9 @@ def _to_190(values: np.ndarray, idxs: np.ndarray, vis: float = 1.0
   return out
 
 
-def build_annotations(records: dict, idx: np.ndarray, unit: float,
-                      depth_factor: float, config: str) -> dict:
+def build_annotations(
+  records: dict, idx: np.ndarray, unit: float, depth_factor: float, config: str
+) -> dict:
   """HumanData dict for the samples ``idx``.
 
   Args:
@@ -196,8 +219,9 @@ def build_annotations(records: dict, idx: np.ndarray, unit: float,
 
   def uvd(cam, root_z):  # cam [n, K, 3] metres -> [n, K, 3] (u, v, dz*unit)
     uv = cam[..., :2] / cam[..., 2:3] * f[:, None, None] + c[:, None]
-    return np.concatenate([uv, (cam[..., 2:3] - root_z[:, None, None]) * unit],
-                          axis=-1)
+    return np.concatenate(
+      [uv, (cam[..., 2:3] - root_z[:, None, None]) * unit], axis=-1
+    )
 
   j29 = records["joints29_cam"][idx]  # [n, 29, 3] m
   j17 = records["joints17_cam"][idx]  # [n, 17, 3] m
@@ -206,28 +230,29 @@ def build_annotations(records: dict, idx: np.ndarray, unit: float,
   mask17 = np.zeros(NUM_KEYPOINTS, dtype=np.uint8)
   mask17[H36M_IDXS] = 1
   data = {
-      "image_path": [records["image_path"][i] for i in idx],
-      "image_height": [int(records["image_hw"][i, 0]) for i in idx],
-      "image_width": [int(records["image_hw"][i, 1]) for i in idx],
-      "bbox_xywh": np.concatenate(
-          [records["bbox_xyxy"][idx], np.ones((n, 1))], axis=1),
-      "smpl": {"thetas": records["thetas"][idx],
-               "betas": records["betas"][idx]},
-      "cam_param": {"f": np.stack([f, f], -1).astype(np.float32),
-                    "c": c.astype(np.float32),
-                    "intrinsic": k_inv},
-      "phi": records["phis"][idx].astype(np.float32),
-      "phi_weight": np.ones((n, 23, 2), dtype=np.float64),
-      "root_cam": (j29[:, 0] * unit).astype(np.float32),
-      "depth_factor": np.full(n, depth_factor, dtype=np.float64),
-      "keypoints3d": _to_190(uvd(j29, j29[:, 0, 2]), HYBRIK29_IDXS),
-      "keypoints3d_cam": _to_190(j29 * unit, HYBRIK29_IDXS),
-      "keypoints3d_relative": _to_190((j29 - j29[:, :1]) * unit,
-                                      HYBRIK29_IDXS),
-      "keypoints3d17": _to_190(uvd(j17, j17[:, 0, 2]), H36M_IDXS),
-      "keypoints3d17_cam": _to_190(j17 * unit, H36M_IDXS),
-      "keypoints3d17_relative": _to_190((j17 - j17[:, :1]) * unit, H36M_IDXS),
-      "config": config,
+    "image_path": [records["image_path"][i] for i in idx],
+    "image_height": [int(records["image_hw"][i, 0]) for i in idx],
+    "image_width": [int(records["image_hw"][i, 1]) for i in idx],
+    "bbox_xywh": np.concatenate(
+      [records["bbox_xyxy"][idx], np.ones((n, 1))], axis=1
+    ),
+    "smpl": {"thetas": records["thetas"][idx], "betas": records["betas"][idx]},
+    "cam_param": {
+      "f": np.stack([f, f], -1).astype(np.float32),
+      "c": c.astype(np.float32),
+      "intrinsic": k_inv,
+    },
+    "phi": records["phis"][idx].astype(np.float32),
+    "phi_weight": np.ones((n, 23, 2), dtype=np.float64),
+    "root_cam": (j29[:, 0] * unit).astype(np.float32),
+    "depth_factor": np.full(n, depth_factor, dtype=np.float64),
+    "keypoints3d": _to_190(uvd(j29, j29[:, 0, 2]), HYBRIK29_IDXS),
+    "keypoints3d_cam": _to_190(j29 * unit, HYBRIK29_IDXS),
+    "keypoints3d_relative": _to_190((j29 - j29[:, :1]) * unit, HYBRIK29_IDXS),
+    "keypoints3d17": _to_190(uvd(j17, j17[:, 0, 2]), H36M_IDXS),
+    "keypoints3d17_cam": _to_190(j17 * unit, H36M_IDXS),
+    "keypoints3d17_relative": _to_190((j17 - j17[:, :1]) * unit, H36M_IDXS),
+    "config": config,
   }
   for key in ("keypoints3d", "keypoints3d_cam", "keypoints3d_relative"):
     data[key + "_mask"] = mask29.copy()
@@ -238,6 +263,7 @@ def build_annotations(records: dict, idx: np.ndarray, unit: float,
 
 def _save(path: Path, data: dict) -> None:
   from hybrik_jax.data.human_data import save_human_data
+
   save_human_data(str(path), data)
 
 
@@ -245,12 +271,18 @@ def _save(path: Path, data: dict) -> None:
 # Generation.
 
 
-def generate(out_dir, num: int, num_test: Optional[int] = None,
-             seed: int = 0, image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
-             focal_range: Optional[tuple[float, float]] = None,
-             depth_range: tuple[float, float] = (3.0, 6.0),
-             jpeg_quality: int = 90, model=None, progress: bool = True
-             ) -> dict:
+def generate(
+  out_dir,
+  num: int,
+  num_test: int | None = None,
+  seed: int = 0,
+  image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+  focal_range: tuple[float, float] | None = None,
+  depth_range: tuple[float, float] = (3.0, 6.0),
+  jpeg_quality: int = 90,
+  model=None,
+  progress: bool = True,
+) -> dict:
   """Generates the synthetic dataset.
 
   Args:
@@ -285,6 +317,7 @@ def generate(out_dir, num: int, num_test: Optional[int] = None,
     raise ValueError(f"--num-test must be in [0, {num}], got {num_test}")
   if model is None:
     from hybrik_jax import assets
+
     model = assets.load_synthetic_smpl()
   if model.J_regressor_extra is None:
     raise ValueError("the SMPL model needs an H36M J_regressor_extra [17, V]")
@@ -303,7 +336,9 @@ def generate(out_dir, num: int, num_test: Optional[int] = None,
   thetas = np.concatenate([global_orient[:, None], body_pose], axis=1)
   focal = rng.uniform(*focal_range, num)
   princpt = np.array([w / 2.0, h / 2.0]) + rng.normal(0, 0.01, (num, 2)) * [
-      w, h]
+    w,
+    h,
+  ]
   depth = rng.uniform(*depth_range, num)
   sample_seeds = rng.integers(0, 2**31 - 1, num)
 
@@ -316,10 +351,16 @@ def generate(out_dir, num: int, num_test: Optional[int] = None,
   leaf_ids = np.asarray(tables.LEAF_VERTEX_IDS)
 
   records = {
-      "betas": betas, "thetas": thetas, "phis": phis, "focal": focal,
-      "princpt": princpt, "image_path": [], "image_hw": np.zeros((num, 2)),
-      "bbox_xyxy": np.zeros((num, 4)), "joints29_cam": np.zeros((num, 29, 3)),
-      "joints17_cam": np.zeros((num, 17, 3)),
+    "betas": betas,
+    "thetas": thetas,
+    "phis": phis,
+    "focal": focal,
+    "princpt": princpt,
+    "image_path": [],
+    "image_hw": np.zeros((num, 2)),
+    "bbox_xyxy": np.zeros((num, 4)),
+    "joints29_cam": np.zeros((num, 29, 3)),
+    "joints17_cam": np.zeros((num, 17, 3)),
   }
   bar = tqdm(total=num, desc="synthetic", disable=not progress)
   for start in range(0, num, FORWARD_BATCH):
@@ -329,22 +370,31 @@ def generate(out_dir, num: int, num_test: Optional[int] = None,
       srng = np.random.default_rng(sample_seeds[i])
       verts = smpl_out["vertices"][i_local]  # [V, 3], pelvis at rest29[i, 0]
       pelvis = smpl_out["joints"][i_local, 0]
-      root = place_in_view(verts - pelvis, focal[i], princpt[i], (w, h),
-                           depth[i], srng)
+      root = place_in_view(
+        verts - pelvis, focal[i], princpt[i], (w, h), depth[i], srng
+      )
       shift = root - pelvis
       verts_cam = verts + shift
-      joints29 = np.concatenate(
-          [smpl_out["joints"][i_local], verts[leaf_ids]], axis=0) + shift
+      joints29 = (
+        np.concatenate([smpl_out["joints"][i_local], verts[leaf_ids]], axis=0)
+        + shift
+      )
       joints17 = smpl_out["joints_extra"][i_local] + shift
 
       background = random_background(srng, h, w)
       colors = base_colors * srng.uniform(0.8, 1.2, size=(1, 3))
-      light = np.array([srng.uniform(-0.6, 0.6), srng.uniform(-0.8, 0.2),
-                        -1.0])
-      out = render.render_mesh(verts_cam, faces, focal[i], princpt[i], (h, w),
-                               face_colors=np.clip(colors, 0, 255),
-                               background=background, light_dir=light,
-                               ambient=srng.uniform(0.25, 0.5))
+      light = np.array([srng.uniform(-0.6, 0.6), srng.uniform(-0.8, 0.2), -1.0])
+      out = render.render_mesh(
+        verts_cam,
+        faces,
+        focal[i],
+        princpt[i],
+        (h, w),
+        face_colors=np.clip(colors, 0, 255),
+        background=background,
+        light_dir=light,
+        ambient=srng.uniform(0.25, 0.5),
+      )
       mask = out["mask"]
       if mask.any():
         ys, xs = np.nonzero(mask)
@@ -352,11 +402,15 @@ def generate(out_dir, num: int, num_test: Optional[int] = None,
       else:  # Body outside the image: box of the projected mesh, clipped.
         uv = render.project_points(verts_cam, focal[i], princpt[i])
         box = [*uv.min(0), *uv.max(0)]
-      box = np.clip(np.asarray(box, np.float64), 0, [w - 1, h - 1, w - 1,
-                                                     h - 1])
+      box = np.clip(
+        np.asarray(box, np.float64), 0, [w - 1, h - 1, w - 1, h - 1]
+      )
       name = f"images/{i:06d}.jpg"
-      cv2.imwrite(str(out_dir / name), out["image"][..., ::-1],
-                  [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+      cv2.imwrite(
+        str(out_dir / name),
+        out["image"][..., ::-1],
+        [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)],
+      )
       records["image_path"].append(name)
       records["image_hw"][i] = (h, w)
       records["bbox_xyxy"][i] = box
@@ -367,72 +421,113 @@ def generate(out_dir, num: int, num_test: Optional[int] = None,
 
   num_train = num - num_test
   train_idx, test_idx = np.arange(num_train), np.arange(num_train, num)
-  paths = {"train": out_dir / "synthetic_train.npz",
-           "test": out_dir / "synthetic_test.npz"}
-  _save(paths["train"], build_annotations(records, train_idx, 1000.0,
-                                          TRAIN_DEPTH_FACTOR, "h36m"))
-  _save(paths["test"], build_annotations(records, test_idx, 1.0,
-                                         TEST_DEPTH_FACTOR, "pw3d"))
+  paths = {
+    "train": out_dir / "synthetic_train.npz",
+    "test": out_dir / "synthetic_test.npz",
+  }
+  _save(
+    paths["train"],
+    build_annotations(records, train_idx, 1000.0, TRAIN_DEPTH_FACTOR, "h36m"),
+  )
+  _save(
+    paths["test"],
+    build_annotations(records, test_idx, 1.0, TEST_DEPTH_FACTOR, "pw3d"),
+  )
   seconds = time.perf_counter() - t_start
   info = {
-      "generator": "hybrik_jax.data.synthetic", "seed": seed, "num": num,
-      "num_train": num_train, "num_test": num_test, "image_size_wh": [w, h],
-      "focal_range_px": [float(x) for x in focal_range],
-      "depth_range_m": list(depth_range),
-      "train": {"file": paths["train"].name, "units": "mm",
-                "depth_factor": TRAIN_DEPTH_FACTOR,
-                "layout": "hybrik_h36m_train"},
-      "test": {"file": paths["test"].name, "units": "m",
-               "depth_factor": TEST_DEPTH_FACTOR, "layout": "hybrik_pw3d_test"},
-      "image_root": ".", "seconds": round(seconds, 3),
+    "generator": "hybrik_jax.data.synthetic",
+    "seed": seed,
+    "num": num,
+    "num_train": num_train,
+    "num_test": num_test,
+    "image_size_wh": [w, h],
+    "focal_range_px": [float(x) for x in focal_range],
+    "depth_range_m": list(depth_range),
+    "train": {
+      "file": paths["train"].name,
+      "units": "mm",
+      "depth_factor": TRAIN_DEPTH_FACTOR,
+      "layout": "hybrik_h36m_train",
+    },
+    "test": {
+      "file": paths["test"].name,
+      "units": "m",
+      "depth_factor": TEST_DEPTH_FACTOR,
+      "layout": "hybrik_pw3d_test",
+    },
+    "image_root": ".",
+    "seconds": round(seconds, 3),
   }
   with open(out_dir / "synthetic_info.json", "w") as fh:
     json.dump(info, fh, indent=2)
-  return {"train": paths["train"], "test": paths["test"],
-          "num_train": num_train, "num_test": num_test, "seconds": seconds}
+  return {
+    "train": paths["train"],
+    "test": paths["test"],
+    "num_train": num_train,
+    "num_test": num_test,
+    "seconds": seconds,
+  }
 
 
 def define_flags(fv) -> None:
   """Flags of ``python -m hybrik_jax.data.synthetic`` (see hybrik_jax.cli)."""
   from absl import flags
+
   flags.DEFINE_string("out", None, "Output folder.", flag_values=fv)
   flags.DEFINE_integer("num", 200, "Total number of samples.", flag_values=fv)
-  flags.DEFINE_integer("num_test", None,
-                       "Samples in the test split (default 20%).",
-                       flag_values=fv)
+  flags.DEFINE_integer(
+    "num_test", None, "Samples in the test split (default 20%).", flag_values=fv
+  )
   flags.DEFINE_integer("seed", 0, "Random seed.", flag_values=fv)
-  flags.DEFINE_list("image_size", [str(v) for v in DEFAULT_IMAGE_SIZE],
-                    "Image width,height in pixels.", flag_values=fv)
+  flags.DEFINE_list(
+    "image_size",
+    [str(v) for v in DEFAULT_IMAGE_SIZE],
+    "Image width,height in pixels.",
+    flag_values=fv,
+  )
   flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality.", flag_values=fv)
-  flags.DEFINE_bool("no_progress", False, "Hide the progress bar.",
-                    flag_values=fv)
+  flags.DEFINE_bool(
+    "no_progress", False, "Hide the progress bar.", flag_values=fv
+  )
   flags.mark_flag_as_required("out", flag_values=fv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
   """Renders a synthetic HybrIK dataset (HumanData npz + JPEGs)."""
   from hybrik_jax import cli
-  args, _ = cli.parse(define_flags, argv, "python -m hybrik_jax.data.synthetic",
-                      __doc__)
+
+  args, _ = cli.parse(
+    define_flags, argv, "python -m hybrik_jax.data.synthetic", __doc__
+  )
   try:
     size = tuple(int(v) for v in args.image_size)
   except ValueError:
     size = ()
   if len(size) != 2 or min(size) < 1:
-    raise cli.UsageError(f"--image_size={','.join(args.image_size)}: expected "
-                         "two positive integers W,H")
-  res = generate(args.out, args.num, args.num_test, seed=args.seed,
-                 image_size=size,
-                 jpeg_quality=args.jpeg_quality,
-                 progress=not args.no_progress)
+    raise cli.UsageError(
+      f"--image_size={','.join(args.image_size)}: expected "
+      "two positive integers W,H"
+    )
+  res = generate(
+    args.out,
+    args.num,
+    args.num_test,
+    seed=args.seed,
+    image_size=size,
+    jpeg_quality=args.jpeg_quality,
+    progress=not args.no_progress,
+  )
   rate = (res["num_train"] + res["num_test"]) / max(res["seconds"], 1e-9)
-  print(f"wrote {res['num_train']} train + {res['num_test']} test samples to "
-        f"{os.fspath(args.out)} in {res['seconds']:.1f} s ({rate:.1f} "
-        "samples/s)")
+  print(
+    f"wrote {res['num_train']} train + {res['num_test']} test samples to "
+    f"{os.fspath(args.out)} in {res['seconds']:.1f} s ({rate:.1f} "
+    "samples/s)"
+  )
   print(f"  {res['train']}\n  {res['test']}")
   return 0
 
 
 if __name__ == "__main__":
   from hybrik_jax import cli
+
   cli.run(main)

@@ -44,14 +44,13 @@ import dataclasses
 import os
 
 import cv2
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
 from hybrik_jax.data import annotations as annotations_lib
 from hybrik_jax.data import images as images_lib
-from hybrik_jax.data import precrop
-from hybrik_jax.data import records
+from hybrik_jax.data import precrop, records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +62,7 @@ class SplitFiles:
     image_root: folder the npz image paths are relative to.
     dataset_name: mmhuman3d dataset name (target branch).
   """
+
   ann_file: str
   image_root: str
   dataset_name: str
@@ -71,13 +71,19 @@ class SplitFiles:
 class HybrikDataConfig(tfds.core.BuilderConfig):
   """One dataset: its split files and the crop encoding."""
 
-  def __init__(self, *, splits: dict[str, SplitFiles],
-               image_format: str = 'jpeg', jpeg_quality: int = 95,
-               precrop_config: precrop.PrecropConfig = precrop.PrecropConfig(),
-               num_threads: int = 8, **kwargs):
+  def __init__(
+    self,
+    *,
+    splits: dict[str, SplitFiles],
+    image_format: str = "jpeg",
+    jpeg_quality: int = 95,
+    precrop_config: precrop.PrecropConfig = precrop.DEFAULT_CONFIG,
+    num_threads: int = 8,
+    **kwargs,
+  ):
     super().__init__(**kwargs)
-    if image_format not in ('jpeg', 'png'):
-      raise ValueError(f'image_format must be jpeg or png, got {image_format}')
+    if image_format not in ("jpeg", "png"):
+      raise ValueError(f"image_format must be jpeg or png, got {image_format}")
     self.splits = splits
     self.image_format = image_format
     self.jpeg_quality = jpeg_quality
@@ -85,48 +91,66 @@ class HybrikDataConfig(tfds.core.BuilderConfig):
     self.num_threads = num_threads
 
 
-def _mmhuman3d(name, ann, split='train'):
-  return SplitFiles(f'preprocessed_datasets/{ann}', f'datasets/{name}', name)
+def _mmhuman3d(name, ann, split="train"):
+  return SplitFiles(f"preprocessed_datasets/{ann}", f"datasets/{name}", name)
 
 
 BUILDER_CONFIGS = [
-    HybrikDataConfig(name='h36m', description='Human3.6M (protocol 2 train)',
-                     splits={'train': _mmhuman3d('h36m',
-                                                 'hybrik_h36m_train.npz')}),
-    HybrikDataConfig(
-        name='mpi_inf_3dhp', description='MPI-INF-3DHP train',
-        splits={'train': _mmhuman3d('mpi_inf_3dhp',
-                                    'hybrik_mpi_inf_3dhp_train.npz')}),
-    HybrikDataConfig(name='coco', description='COCO 2017 train keypoints',
-                     splits={'train': _mmhuman3d(
-                         'coco', 'hybrik_coco_2017_train.npz')}),
-    HybrikDataConfig(name='pw3d', description='3DPW test',
-                     splits={'test': _mmhuman3d('pw3d',
-                                                'hybrik_pw3d_test.npz')}),
-    HybrikDataConfig(
-        name='synthetic',
-        description='hybrik_jax.data.synthetic output (train: h36m layout, '
-        'test: pw3d layout)',
-        splits={'train': SplitFiles('synthetic_train.npz', '', 'h36m'),
-                'test': SplitFiles('synthetic_test.npz', '', 'pw3d')}),
+  HybrikDataConfig(
+    name="h36m",
+    description="Human3.6M (protocol 2 train)",
+    splits={"train": _mmhuman3d("h36m", "hybrik_h36m_train.npz")},
+  ),
+  HybrikDataConfig(
+    name="mpi_inf_3dhp",
+    description="MPI-INF-3DHP train",
+    splits={
+      "train": _mmhuman3d("mpi_inf_3dhp", "hybrik_mpi_inf_3dhp_train.npz")
+    },
+  ),
+  HybrikDataConfig(
+    name="coco",
+    description="COCO 2017 train keypoints",
+    splits={"train": _mmhuman3d("coco", "hybrik_coco_2017_train.npz")},
+  ),
+  HybrikDataConfig(
+    name="pw3d",
+    description="3DPW test",
+    splits={"test": _mmhuman3d("pw3d", "hybrik_pw3d_test.npz")},
+  ),
+  HybrikDataConfig(
+    name="synthetic",
+    description="hybrik_jax.data.synthetic output (train: h36m layout, "
+    "test: pw3d layout)",
+    splits={
+      "train": SplitFiles("synthetic_train.npz", "", "h36m"),
+      "test": SplitFiles("synthetic_test.npz", "", "pw3d"),
+    },
+  ),
 ]
 
 
 def _encode(image: np.ndarray, image_format: str, jpeg_quality: int) -> bytes:
-  if image_format == 'png':
-    ok, buf = cv2.imencode('.png', image)
+  if image_format == "png":
+    ok, buf = cv2.imencode(".png", image)
   else:
-    ok, buf = cv2.imencode('.jpg', image,
-                           [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    ok, buf = cv2.imencode(
+      ".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    )
   if not ok:
-    raise ValueError(f'cv2.imencode failed for a {image.shape} crop')
+    raise ValueError(f"cv2.imencode failed for a {image.shape} crop")
   return buf.tobytes()
 
 
-def make_record(annotation: dict, image_bytes: bytes, what: str,
-                config: precrop.PrecropConfig, image_format: str = 'jpeg',
-                jpeg_quality: int = 95,
-                full_frame_fraction: float = 0.6) -> dict:
+def make_record(
+  annotation: dict,
+  image_bytes: bytes,
+  what: str,
+  config: precrop.PrecropConfig,
+  image_format: str = "jpeg",
+  jpeg_quality: int = 95,
+  full_frame_fraction: float = 0.6,
+) -> dict:
   """One pre-cropped record from an annotation and its encoded frame.
 
   Args:
@@ -145,7 +169,7 @@ def make_record(annotation: dict, image_bytes: bytes, what: str,
   """
   frame = images_lib.decode_image(image_bytes, what)
   h, w = frame.shape[:2]
-  box = precrop.crop_box(annotation['bbox'], (h, w), config)
+  box = precrop.crop_box(annotation["bbox"], (h, w), config)
   crop_area = (box[2] - box[0]) * (box[3] - box[1])
   if crop_area >= full_frame_fraction * h * w:
     # Cropping would save little decode time: keep the original bytes (no
@@ -155,19 +179,19 @@ def make_record(annotation: dict, image_bytes: bytes, what: str,
   else:
     data = _encode(precrop.crop_image(frame, box), image_format, jpeg_quality)
   return {
-      'image': np.frombuffer(data, np.uint8),
-      'crop_offset': np.asarray(box[:2], np.int32),
-      'frame_hw': np.asarray((h, w), np.int32),
-      'annotation': np.frombuffer(records.encode(annotation), np.uint8),
-      'sample_idx': int(annotation['sample_idx']),
+    "image": np.frombuffer(data, np.uint8),
+    "crop_offset": np.asarray(box[:2], np.int32),
+    "frame_hw": np.asarray((h, w), np.int32),
+    "annotation": np.frombuffer(records.encode(annotation), np.uint8),
+    "sample_idx": int(annotation["sample_idx"]),
   }
 
 
 class HybrikData(tfds.core.GeneratorBasedBuilder):
   """HybrIK training/evaluation samples with pre-cropped person regions."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release."}
   BUILDER_CONFIGS = BUILDER_CONFIGS
   MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
 
@@ -178,35 +202,43 @@ class HybrikData(tfds.core.GeneratorBasedBuilder):
     # dependency here) and fails; the file path is all it needs.
     return epath.Path(__file__)
 
-  def __init__(self, *, image_format: str | None = None,
-               jpeg_quality: int | None = None,
-               num_threads: int | None = None, **kwargs):
+  def __init__(
+    self,
+    *,
+    image_format: str | None = None,
+    jpeg_quality: int | None = None,
+    num_threads: int | None = None,
+    **kwargs,
+  ):
     """Args: encoding/threading overrides of the config, then tfds kwargs."""
     super().__init__(**kwargs)
     cfg = self.builder_config
     self._image_format = image_format or cfg.image_format
-    if self._image_format not in ('jpeg', 'png'):
-      raise ValueError(f'image_format must be jpeg or png, got {image_format}')
+    if self._image_format not in ("jpeg", "png"):
+      raise ValueError(f"image_format must be jpeg or png, got {image_format}")
     self._jpeg_quality = jpeg_quality or cfg.jpeg_quality
     self._num_threads = num_threads or cfg.num_threads
 
   def _info(self) -> tfds.core.DatasetInfo:
     byte_vector = lambda: tfds.features.Tensor(  # noqa: E731
-        shape=(None,), dtype=np.uint8, encoding=tfds.features.Encoding.BYTES)
+      shape=(None,), dtype=np.uint8, encoding=tfds.features.Encoding.BYTES
+    )
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            'image': byte_vector(),
-            'crop_offset': tfds.features.Tensor(shape=(2,), dtype=np.int32),
-            'frame_hw': tfds.features.Tensor(shape=(2,), dtype=np.int32),
-            'annotation': byte_vector(),
-            'sample_idx': tfds.features.Scalar(dtype=np.int64),
-            'image_path': tfds.features.Text(),
-        }),
-        supervised_keys=None,
-        # Keep the HumanData order: record j is sample j (the loader samples
-        # randomly itself; evaluation reads in file order).
-        disable_shuffling=True,
-        homepage='https://github.com/open-mmlab/mmhuman3d',
+      features=tfds.features.FeaturesDict(
+        {
+          "image": byte_vector(),
+          "crop_offset": tfds.features.Tensor(shape=(2,), dtype=np.int32),
+          "frame_hw": tfds.features.Tensor(shape=(2,), dtype=np.int32),
+          "annotation": byte_vector(),
+          "sample_idx": tfds.features.Scalar(dtype=np.int64),
+          "image_path": tfds.features.Text(),
+        }
+      ),
+      supervised_keys=None,
+      # Keep the HumanData order: record j is sample j (the loader samples
+      # randomly itself; evaluation reads in file order).
+      disable_shuffling=True,
+      homepage="https://github.com/open-mmlab/mmhuman3d",
     )
 
   def _split_generators(self, dl_manager):
@@ -216,29 +248,35 @@ class HybrikData(tfds.core.GeneratorBasedBuilder):
       ann = os.path.join(root, files.ann_file)
       if not os.path.exists(ann):
         raise FileNotFoundError(
-            f'config {self.builder_config.name!r}, split {split!r}: '
-            f'annotation file {ann} not found (manual_dir={root})')
+          f"config {self.builder_config.name!r}, split {split!r}: "
+          f"annotation file {ann} not found (manual_dir={root})"
+        )
       out[split] = self._generate_examples(
-          ann, os.path.join(root, files.image_root), files.dataset_name,
-          test_mode=(split != 'train'))
+        ann,
+        os.path.join(root, files.image_root),
+        files.dataset_name,
+        test_mode=(split != "train"),
+      )
     return out
 
   def _generate_examples(self, ann_file, image_root, dataset_name, test_mode):
     cfg = self.builder_config
     anns = annotations_lib.HybrIKAnnotations(
-        os.fspath(ann_file), dataset_name, test_mode=test_mode)
-    crop_cfg = dataclasses.replace(cfg.precrop_config,
-                                   augment=cfg.precrop_config.augment
-                                   and not test_mode)
+      os.fspath(ann_file), dataset_name, test_mode=test_mode
+    )
+    crop_cfg = dataclasses.replace(
+      cfg.precrop_config, augment=cfg.precrop_config.augment and not test_mode
+    )
 
     def one(j):
       rel = anns.image_path[j]
       path = os.path.join(os.fspath(image_root), rel)
-      with open(path, 'rb') as f:
+      with open(path, "rb") as f:
         data = f.read()
-      rec = make_record(anns[j], data, path, crop_cfg, self._image_format,
-                        self._jpeg_quality)
-      rec['image_path'] = rel
+      rec = make_record(
+        anns[j], data, path, crop_cfg, self._image_format, self._jpeg_quality
+      )
+      rec["image_path"] = rel
       return j, rec
 
     with concurrent.futures.ThreadPoolExecutor(self._num_threads) as pool:
@@ -247,8 +285,9 @@ class HybrikData(tfds.core.GeneratorBasedBuilder):
         yield from pool.map(one, range(start, min(start + chunk, len(anns))))
 
 
-def build(config: str, manual_dir: str, data_dir: str,
-          **overrides) -> HybrikData:
+def build(
+  config: str, manual_dir: str, data_dir: str, **overrides
+) -> HybrikData:
   """Builds one config into `data_dir` (ArrayRecord) and returns the builder.
 
   Args:
@@ -260,9 +299,11 @@ def build(config: str, manual_dir: str, data_dir: str,
   """
   names = [c.name for c in BUILDER_CONFIGS]
   if config not in names:
-    raise ValueError(f'unknown config {config!r}; have {names}')
-  builder = HybrikData(config=config, data_dir=data_dir,
-                       file_format='array_record', **overrides)
+    raise ValueError(f"unknown config {config!r}; have {names}")
+  builder = HybrikData(
+    config=config, data_dir=data_dir, file_format="array_record", **overrides
+  )
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+  )
   return builder

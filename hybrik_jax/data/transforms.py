@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -43,8 +44,12 @@ from hybrik_jax.data.annotations import box2cs, xyxy2xywh
 
 # Per-edge Gaussian box jitter of RandomDPG: (mean, std) for x1, y1, x2, y2,
 # as fractions of the box width (x) / height (y).
-DPG_JITTER = ((-0.0142, 0.1158), (0.0043, 0.068), (0.0154, 0.1337),
-              (-0.0013, 0.0711))
+DPG_JITTER = (
+  (-0.0142, 0.1158),
+  (0.0043, 0.068),
+  (0.0154, 0.1337),
+  (-0.0013, 0.0711),
+)
 DPG_PATCH_THRESHOLD = 0.85
 OCCLUSION_AREA = (0.0, 0.7)  # fraction of the bbox area
 OCCLUSION_RATIO = (0.3, 1 / 0.3)  # h / w
@@ -53,6 +58,7 @@ OCCLUSION_RATIO = (0.3, 1 / 0.3)  # h / w
 @dataclasses.dataclass(frozen=True)
 class TransformConfig:
   """Transform settings; defaults are those of ``resnet34_hybrik_mixed``."""
+
   img_res: int = 256
   dpg_prob: float = 0.9
   rot_factor: float = 30.0
@@ -97,6 +103,7 @@ class Draws:
     flip_u: ``np.random.rand()``; flipped iff ``flip_u <= flip_prob``.
     channel_noise: ``np.random.uniform(1 - f, 1 + f, (1, 3))`` as [3] (BGR).
   """
+
   dpg_u: float = 1.0
   dpg_patch_scale: float = 0.0
   dpg_patch_u: tuple[float, float] = (0.0, 0.0)
@@ -125,11 +132,13 @@ def identity_draws() -> Draws:
 # ----------------------------------------------------------------------------
 
 
-def xyxy_to_center_scale(bbox_xyxy: np.ndarray, bbox_scale_factor: float
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def xyxy_to_center_scale(
+  bbox_xyxy: np.ndarray, bbox_scale_factor: float
+) -> tuple[np.ndarray, np.ndarray]:
   """``box2cs(xyxy2xywh(bbox), aspect_ratio=1, bbox_scale_factor)``."""
-  return box2cs(xyxy2xywh(bbox_xyxy), aspect_ratio=1.0,
-                bbox_scale_factor=bbox_scale_factor)
+  return box2cs(
+    xyxy2xywh(bbox_xyxy), aspect_ratio=1.0, bbox_scale_factor=bbox_scale_factor
+  )
 
 
 def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -138,9 +147,14 @@ def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return b + np.array([-d[1], d[0]], dtype=np.float32)
 
 
-def get_affine_transform(center: np.ndarray, scale: np.ndarray, rot: float,
-                         output_size: Sequence[int], inv: bool = False,
-                         pixel_std: float = 1.0) -> np.ndarray:
+def get_affine_transform(
+  center: np.ndarray,
+  scale: np.ndarray,
+  rot: float,
+  output_size: Sequence[int],
+  inv: bool = False,
+  pixel_std: float = 1.0,
+) -> np.ndarray:
   """The 2x3 crop affine of mmhuman3d's ``get_affine_transform`` (shift 0).
 
   Maps the box centre to the output centre and the point ``scale[0]/2`` above
@@ -165,7 +179,7 @@ def get_affine_transform(center: np.ndarray, scale: np.ndarray, rot: float,
   rot_rad = np.pi * rot / 180
   sn, cs = np.sin(rot_rad), np.cos(rot_rad)
   half = src_w * -0.5  # the point (0, -w/2) rotated by rot_rad
-  src_dir = np.array([0. * cs - half * sn, 0. * sn + half * cs])
+  src_dir = np.array([0.0 * cs - half * sn, 0.0 * sn + half * cs])
   src = np.zeros((3, 2), dtype=np.float32)
   src[0, :] = center
   src[1, :] = center + src_dir
@@ -173,15 +187,17 @@ def get_affine_transform(center: np.ndarray, scale: np.ndarray, rot: float,
   dst = np.zeros((3, 2), dtype=np.float32)
   dst[0, :] = [dst_w * 0.5, dst_h * 0.5]
   dst[1, :] = np.array([dst_w * 0.5, dst_h * 0.5]) + np.array(
-      [0., dst_w * -0.5])
+    [0.0, dst_w * -0.5]
+  )
   dst[2, :] = _third_point(dst[0, :], dst[1, :])
   if inv:
     return cv2.getAffineTransform(np.float32(dst), np.float32(src))
   return cv2.getAffineTransform(np.float32(src), np.float32(dst))
 
 
-def affine_transform_points(points: np.ndarray, trans: np.ndarray
-                            ) -> np.ndarray:
+def affine_transform_points(
+  points: np.ndarray, trans: np.ndarray
+) -> np.ndarray:
   """Applies a [2, 3] affine to [K, 2] points in float64 (returns float64)."""
   points = np.asarray(points, dtype=np.float64)
   return points @ trans[:, :2].T + trans[:, 2]
@@ -251,8 +267,9 @@ def center_scale_to_box(center: np.ndarray, scale: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------
 
 
-def dpg_bbox(bbox: np.ndarray, img_width: int, img_height: int,
-             draws: Draws) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dpg_bbox(
+  bbox: np.ndarray, img_width: int, img_height: int, draws: Draws
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """RandomDPG's box perturbation (assumes the DPG coin came up).
 
   PatchScale > 0.85: a sub-box with both sides scaled by PatchScale (aspect
@@ -291,9 +308,9 @@ def dpg_bbox(bbox: np.ndarray, img_width: int, img_height: int,
   return new_bbox, center, scale
 
 
-def random_scale_rotation(scale: np.ndarray, draws: Draws,
-                          config: TransformConfig = DEFAULT_CONFIG
-                          ) -> tuple[np.ndarray, float]:
+def random_scale_rotation(
+  scale: np.ndarray, draws: Draws, config: TransformConfig = DEFAULT_CONFIG
+) -> tuple[np.ndarray, float]:
   """GetRandomScaleRotation: scale x clip(1 + sf*n, 1-sf, 1+sf); rotation
   clip(rf*n, -2rf, 2rf) degrees with probability rot_prob, else 0."""
   sf, rf = config.scale_factor, config.rot_factor
@@ -303,9 +320,13 @@ def random_scale_rotation(scale: np.ndarray, draws: Draws,
   return np.asarray(scale) * s_factor, rot
 
 
-def occlusion_rect(bbox: np.ndarray, img_width: int, img_height: int,
-                   draws: Draws, config: TransformConfig = DEFAULT_CONFIG
-                   ) -> tuple[int, int, int, int] | None:
+def occlusion_rect(
+  bbox: np.ndarray,
+  img_width: int,
+  img_height: int,
+  draws: Draws,
+  config: TransformConfig = DEFAULT_CONFIG,
+) -> tuple[int, int, int, int] | None:
   """RandomOcclusion's rectangle (x, y, w, h) px, or None if none is pasted.
 
   Area U(0, 0.7) x box area, aspect h/w U(0.3, 1/0.3), top-left uniform in
@@ -317,35 +338,46 @@ def occlusion_rect(bbox: np.ndarray, img_width: int, img_height: int,
   xmin, ymin, xmax, ymax = (np.float64(v) for v in np.asarray(bbox)[:4])
   area_min, area_max = OCCLUSION_AREA
   ratio_min, ratio_max = OCCLUSION_RATIO
-  synth_area = (draws.occ_area_u * (area_max - area_min) + area_min) * (
-      xmax - xmin) * (ymax - ymin)
+  synth_area = (
+    (draws.occ_area_u * (area_max - area_min) + area_min)
+    * (xmax - xmin)
+    * (ymax - ymin)
+  )
   synth_ratio = draws.occ_ratio_u * (ratio_max - ratio_min) + ratio_min
   synth_h = math.sqrt(synth_area * synth_ratio)
   synth_w = math.sqrt(synth_area / synth_ratio)
   synth_xmin = draws.occ_x_u * ((xmax - xmin) - synth_w - 1) + xmin
   synth_ymin = draws.occ_y_u * ((ymax - ymin) - synth_h - 1) + ymin
-  if (synth_xmin >= 0 and synth_ymin >= 0 and
-      synth_xmin + synth_w < img_width and synth_ymin + synth_h < img_height):
+  if (
+    synth_xmin >= 0
+    and synth_ymin >= 0
+    and synth_xmin + synth_w < img_width
+    and synth_ymin + synth_h < img_height
+  ):
     return int(synth_xmin), int(synth_ymin), int(synth_w), int(synth_h)
   return None
 
 
-def apply_occlusion(img: np.ndarray, rect: tuple[int, int, int, int],
-                    noise: np.ndarray) -> np.ndarray:
+def apply_occlusion(
+  img: np.ndarray, rect: tuple[int, int, int, int], noise: np.ndarray
+) -> np.ndarray:
   """Returns a copy of ``img`` with ``noise * 255`` (cast to the image dtype,
   i.e. truncated for uint8) pasted at ``rect`` = (x, y, w, h)."""
   x, y, w, h = rect
   noise = np.asarray(noise)
   if noise.shape != (h, w, 3):
-    raise ValueError(f'occlusion noise has shape {noise.shape}, the occluder '
-                     f'rectangle needs {(h, w, 3)}')
+    raise ValueError(
+      f"occlusion noise has shape {noise.shape}, the occluder "
+      f"rectangle needs {(h, w, 3)}"
+    )
   out = img.copy()
-  out[y:y + h, x:x + w, :] = noise * 255
+  out[y : y + h, x : x + w, :] = noise * 255
   return out
 
 
-def _flip_joints(joints: np.ndarray, vis: np.ndarray, width: int,
-                 pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _flip_joints(
+  joints: np.ndarray, vis: np.ndarray, width: int, pairs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
   """x -> width - x - 1, left/right swapped, then multiplied by visibility."""
   mirrored = joints.copy()
   mirrored[:, 0] = width - mirrored[:, 0] - 1
@@ -361,8 +393,10 @@ def _flip_xyz(joints: np.ndarray, pairs: np.ndarray) -> np.ndarray:
   mirrored = joints.copy()
   mirrored[:, 0] = -1 * mirrored[:, 0]
   out = mirrored.copy()
-  out[pairs[:, 0]], out[pairs[:, 1]] = mirrored[pairs[:, 1]], mirrored[
-      pairs[:, 0]]
+  out[pairs[:, 0]], out[pairs[:, 1]] = (
+    mirrored[pairs[:, 1]],
+    mirrored[pairs[:, 0]],
+  )
   return out
 
 
@@ -372,13 +406,16 @@ def flip_pose(pose: np.ndarray) -> np.ndarray:
   out[:, 1] = -1 * out[:, 1]
   out[:, 2] = -1 * out[:, 2]
   pairs = np.asarray(conventions.SMPL_FLIP_PAIRS)
-  out[pairs[:, 0]], out[pairs[:, 1]] = out[pairs[:, 1]].copy(), out[
-      pairs[:, 0]].copy()
+  out[pairs[:, 0]], out[pairs[:, 1]] = (
+    out[pairs[:, 1]].copy(),
+    out[pairs[:, 0]].copy(),
+  )
   return out
 
 
-def flip_twist(twist: np.ndarray, weight: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+def flip_twist(
+  twist: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
   """[23, 2] (cos, sin) twists: sin negated; SMPL pairs (index - 1) swapped in
   both the twists and their weights."""
   out = np.zeros_like(twist)
@@ -392,10 +429,11 @@ def flip_twist(twist: np.ndarray, weight: np.ndarray
   return out, out_w
 
 
-def flip_sample(img: np.ndarray, results: dict[str, Any],
-                flip_pairs: Sequence[Sequence[int]] =
-                conventions.HUMAN_DATA_FLIP_PAIRS
-                ) -> tuple[np.ndarray, dict[str, Any]]:
+def flip_sample(
+  img: np.ndarray,
+  results: dict[str, Any],
+  flip_pairs: Sequence[Sequence[int]] = conventions.HUMAN_DATA_FLIP_PAIRS,
+) -> tuple[np.ndarray, dict[str, Any]]:
   """HybrIKRandomFlip (when the coin came up) on the 190-joint annotation.
 
   Mirrors the image and the crop centre (``cx -> W - 1 - cx``), keypoints
@@ -406,26 +444,31 @@ def flip_sample(img: np.ndarray, results: dict[str, Any],
   results = dict(results)
   img = cv2.flip(np.ascontiguousarray(img), 1)  # == img[:, ::-1], faster
   width = img.shape[1]
-  center = np.array(results['center'], copy=True)
+  center = np.array(results["center"], copy=True)
   center[0] = width - 1 - center[0]
-  results['center'] = center
+  results["center"] = center
   pairs = np.asarray(flip_pairs, dtype=np.int64).reshape(-1, 2)
-  kp, kp_vis = _flip_joints(results['keypoints3d'], results['keypoints3d_vis'],
-                            width, pairs)
-  if results['has_smpl']:
-    kp17, kp17_vis = _flip_joints(results['keypoints3d17'],
-                                  results['keypoints3d17_vis'], width, pairs)
-    results['keypoints3d17_relative'] = _flip_xyz(
-        results['keypoints3d17_relative'], pairs).astype(np.float32)
-    results['keypoints3d_relative'] = _flip_xyz(
-        results['keypoints3d_relative'], pairs).astype(np.float32)
-    results['target_twist'], results['target_twist_weight'] = flip_twist(
-        results['target_twist'], results['target_twist_weight'])
-    results['keypoints3d17'] = kp17.astype(np.float32)
-    results['keypoints3d17_vis'] = kp17_vis.astype(np.float32)
-    results['pose'] = flip_pose(results['pose']).astype(np.float32)
-  results['keypoints3d'] = kp.astype(np.float32)
-  results['keypoints3d_vis'] = kp_vis.astype(np.float32)
+  kp, kp_vis = _flip_joints(
+    results["keypoints3d"], results["keypoints3d_vis"], width, pairs
+  )
+  if results["has_smpl"]:
+    kp17, kp17_vis = _flip_joints(
+      results["keypoints3d17"], results["keypoints3d17_vis"], width, pairs
+    )
+    results["keypoints3d17_relative"] = _flip_xyz(
+      results["keypoints3d17_relative"], pairs
+    ).astype(np.float32)
+    results["keypoints3d_relative"] = _flip_xyz(
+      results["keypoints3d_relative"], pairs
+    ).astype(np.float32)
+    results["target_twist"], results["target_twist_weight"] = flip_twist(
+      results["target_twist"], results["target_twist_weight"]
+    )
+    results["keypoints3d17"] = kp17.astype(np.float32)
+    results["keypoints3d17_vis"] = kp17_vis.astype(np.float32)
+    results["pose"] = flip_pose(results["pose"]).astype(np.float32)
+  results["keypoints3d"] = kp.astype(np.float32)
+  results["keypoints3d_vis"] = kp_vis.astype(np.float32)
   return img, results
 
 
@@ -434,8 +477,9 @@ def flip_sample(img: np.ndarray, results: dict[str, Any],
 # ----------------------------------------------------------------------------
 
 
-def select_keypoints(results: dict[str, Any],
-                     maps=conventions.TRAIN_KEYPOINTS_MAPS) -> dict[str, Any]:
+def select_keypoints(
+  results: dict[str, Any], maps=conventions.TRAIN_KEYPOINTS_MAPS
+) -> dict[str, Any]:
   """NewKeypointsSelection: 190 -> 17 (H36M) and 190 -> 29 (HybrIK) joints."""
   results = dict(results)
   for keys, index in maps:
@@ -446,8 +490,9 @@ def select_keypoints(results: dict[str, Any],
   return results
 
 
-def affine_sample(img: np.ndarray, results: dict[str, Any], img_res: int
-                  ) -> tuple[np.ndarray, dict[str, Any]]:
+def affine_sample(
+  img: np.ndarray, results: dict[str, Any], img_res: int
+) -> tuple[np.ndarray, dict[str, Any]]:
   """HybrIKAffine: warp to ``img_res``^2 and move keypoints/pose along.
 
   The image is warped with ``cv2.warpAffine`` (bilinear, constant-0 border)
@@ -456,10 +501,11 @@ def affine_sample(img: np.ndarray, results: dict[str, Any], img_res: int
   ``-rotation`` about the camera z axis.
   """
   results = dict(results)
-  center, scale, rot = results['center'], results['scale'], results['rotation']
+  center, scale, rot = results["center"], results["scale"], results["rotation"]
   trans = get_affine_transform(center, scale, rot, (img_res, img_res))
-  warped = cv2.warpAffine(img, trans, (int(img_res), int(img_res)),
-                          flags=cv2.INTER_LINEAR)
+  warped = cv2.warpAffine(
+    img, trans, (int(img_res), int(img_res)), flags=cv2.INTER_LINEAR
+  )
 
   def move(kp, vis):
     kp = np.array(kp, copy=True)
@@ -467,19 +513,23 @@ def affine_sample(img: np.ndarray, results: dict[str, Any], img_res: int
     kp[sel, 0:2] = affine_transform_points(kp[sel, 0:2], trans)
     return kp
 
-  results['keypoints3d'] = move(results['keypoints3d'],
-                                results['keypoints3d_vis']).astype(np.float32)
-  results['keypoints3d_vis'] = results['keypoints3d_vis'].astype(np.float32)
-  if results['has_smpl']:
-    results['keypoints3d17'] = move(results['keypoints3d17'],
-                                    results['keypoints3d17_vis'])
-    results['pose'] = rotate_smpl_pose(
-        np.asarray(results['pose']).reshape(-1), rot).reshape(24, 3)
+  results["keypoints3d"] = move(
+    results["keypoints3d"], results["keypoints3d_vis"]
+  ).astype(np.float32)
+  results["keypoints3d_vis"] = results["keypoints3d_vis"].astype(np.float32)
+  if results["has_smpl"]:
+    results["keypoints3d17"] = move(
+      results["keypoints3d17"], results["keypoints3d17_vis"]
+    )
+    results["pose"] = rotate_smpl_pose(
+      np.asarray(results["pose"]).reshape(-1), rot
+    ).reshape(24, 3)
   return warped.astype(np.float32), results
 
 
-def _uvd_target(joints: np.ndarray, vis: np.ndarray, img_res: int,
-                depth_factor: float) -> tuple[np.ndarray, np.ndarray]:
+def _uvd_target(
+  joints: np.ndarray, vis: np.ndarray, img_res: int, depth_factor: float
+) -> tuple[np.ndarray, np.ndarray]:
   """(u/res - 0.5, v/res - 0.5, d/depth_factor) and its weight [K, 3] float32.
 
   Weight = visibility of x, zeroed for joints with any coordinate outside
@@ -497,8 +547,9 @@ def _uvd_target(joints: np.ndarray, vis: np.ndarray, img_res: int,
   return target, weight
 
 
-def generate_targets(results: dict[str, Any], img_res: int, test_mode: bool
-                     ) -> dict[str, Any]:
+def generate_targets(
+  results: dict[str, Any], img_res: int, test_mode: bool
+) -> dict[str, Any]:
   """GenerateHybrIKTarget: ``trans_inv``, crop ``bbox`` and all targets.
 
   SMPL samples: uvd (29) with the range check and weight x visibility twice,
@@ -509,42 +560,44 @@ def generate_targets(results: dict[str, Any], img_res: int, test_mode: bool
   1, 2, 6, 9, 10, 11; any other non-SMPL case gets all-zero targets.
   """
   results = dict(results)
-  c, s, r = results['center'], results['scale'], results['rotation']
-  results['trans_inv'] = get_affine_transform(
-      c, s, r, (img_res, img_res), inv=True).astype(np.float32)
-  results['bbox'] = center_scale_to_box(c, s)
-  kp = np.asarray(results['keypoints3d'], np.float32)
-  kp_vis = np.asarray(results['keypoints3d_vis'], np.float32)
+  c, s, r = results["center"], results["scale"], results["rotation"]
+  results["trans_inv"] = get_affine_transform(
+    c, s, r, (img_res, img_res), inv=True
+  ).astype(np.float32)
+  results["bbox"] = center_scale_to_box(c, s)
+  kp = np.asarray(results["keypoints3d"], np.float32)
+  kp_vis = np.asarray(results["keypoints3d_vis"], np.float32)
   num_joints = kp.shape[0]
-  depth_factor = results['depth_factor']
+  depth_factor = results["depth_factor"]
   f32 = lambda x: np.asarray(x, dtype=np.float32)  # noqa: E731
 
-  if results['has_smpl']:
-    results['target_theta'] = f32(aa_to_quat(
-        f32(results['pose'])).reshape(24 * 4))
-    results['target_theta_weight'] = np.ones(24 * 4, np.float32)
-    results['target_beta'] = f32(results['beta'])
-    results['target_smpl_weight'] = np.ones(1, np.float32)
+  if results["has_smpl"]:
+    results["target_theta"] = f32(
+      aa_to_quat(f32(results["pose"])).reshape(24 * 4)
+    )
+    results["target_theta_weight"] = np.ones(24 * 4, np.float32)
+    results["target_beta"] = f32(results["beta"])
+    results["target_smpl_weight"] = np.ones(1, np.float32)
     uvd, w29 = _uvd_target(kp, kp_vis, img_res, depth_factor)
     w29 = w29 * kp_vis
     denom = np.float32(int(depth_factor))
-    xyz17 = f32(results['keypoints3d17_relative']) / denom
-    vis17 = f32(results['keypoints3d17_vis'])
-    xyz24 = f32(results['keypoints3d_relative'])[:24] / denom
+    xyz17 = f32(results["keypoints3d17_relative"]) / denom
+    vis17 = f32(results["keypoints3d17_vis"])
+    xyz24 = f32(results["keypoints3d_relative"])[:24] / denom
     vis24 = kp_vis[:24]
-    results['target_uvd_29'] = uvd.reshape(-1)
-    results['target_weight_29'] = w29.reshape(-1)
-    results['target_xyz_24'] = xyz24.reshape(-1)
-    results['target_weight_24'] = (vis24 * vis24).reshape(-1)
-    results['target_xyz_17'] = xyz17.reshape(-1)
-    results['target_weight_17'] = (vis17 * vis17).reshape(-1)
+    results["target_uvd_29"] = uvd.reshape(-1)
+    results["target_weight_29"] = w29.reshape(-1)
+    results["target_xyz_24"] = xyz24.reshape(-1)
+    results["target_weight_24"] = (vis24 * vis24).reshape(-1)
+    results["target_xyz_17"] = xyz17.reshape(-1)
+    results["target_weight_17"] = (vis17 * vis17).reshape(-1)
     return results
 
   mask_idx = list(conventions.NON_SMPL_MASKED_JOINTS)
   label_uvd = np.zeros((29, 3), np.float32)
   label_w = np.zeros((29, 3), np.float32)
-  dataset_name = results['ann_info']['dataset_name']
-  if dataset_name == 'coco':
+  dataset_name = results["ann_info"]["dataset_name"]
+  if dataset_name == "coco":
     target = np.zeros((num_joints, 2), np.float32)
     target[:, 0] = kp[:, 0] / np.float32(img_res) - np.float32(0.5)
     target[:, 1] = kp[:, 1] / np.float32(img_res) - np.float32(0.5)
@@ -554,23 +607,23 @@ def generate_targets(results: dict[str, Any], img_res: int, test_mode: bool
     weight[mask_idx] = 0
     label_uvd[:, :2] = label
     label_w[:, :2] = weight
-  elif dataset_name == 'mpi_inf_3dhp' and not test_mode:
+  elif dataset_name == "mpi_inf_3dhp" and not test_mode:
     target, weight = _uvd_target(kp, kp_vis, img_res, depth_factor)
     weight = weight * kp_vis
     label = target * weight
     label[mask_idx] = 0
     weight[mask_idx] = 0
     label_uvd, label_w = label, weight
-  results['target_uvd_29'] = label_uvd.reshape(-1)
-  results['target_xyz_24'] = np.zeros(72, np.float32)
-  results['target_weight_24'] = label_w[:24].reshape(-1)
-  results['target_weight_29'] = label_w.reshape(-1)
-  results['target_xyz_17'] = np.zeros(51, np.float32)
-  results['target_weight_17'] = np.zeros(51, np.float32)
-  results['target_theta'] = np.zeros(96, np.float32)
-  results['target_beta'] = np.zeros(10, np.float32)
-  results['target_smpl_weight'] = np.zeros(1, np.float32)
-  results['target_theta_weight'] = np.zeros(96, np.float32)
+  results["target_uvd_29"] = label_uvd.reshape(-1)
+  results["target_xyz_24"] = np.zeros(72, np.float32)
+  results["target_weight_24"] = label_w[:24].reshape(-1)
+  results["target_weight_29"] = label_w.reshape(-1)
+  results["target_xyz_17"] = np.zeros(51, np.float32)
+  results["target_weight_17"] = np.zeros(51, np.float32)
+  results["target_theta"] = np.zeros(96, np.float32)
+  results["target_beta"] = np.zeros(10, np.float32)
+  results["target_smpl_weight"] = np.zeros(1, np.float32)
+  results["target_theta_weight"] = np.zeros(96, np.float32)
   return results
 
 
@@ -581,9 +634,12 @@ def channel_noise(img: np.ndarray, factors: Sequence[float]) -> np.ndarray:
   return cv2.multiply(img, pn)
 
 
-def normalize(img: np.ndarray, mean: Sequence[float] = DEFAULT_CONFIG.mean,
-              std: Sequence[float] = DEFAULT_CONFIG.std, to_rgb: bool = True
-              ) -> np.ndarray:
+def normalize(
+  img: np.ndarray,
+  mean: Sequence[float] = DEFAULT_CONFIG.mean,
+  std: Sequence[float] = DEFAULT_CONFIG.std,
+  to_rgb: bool = True,
+) -> np.ndarray:
   """mmcv ``imnormalize``: float32, BGR->RGB, ``(x - mean) * (1 / std)``.
 
   mean/std are rounded to float32 first (mmhuman3d's Normalize stores them as
@@ -614,9 +670,12 @@ def _copy_results(annotation: Mapping[str, Any]) -> dict[str, Any]:
   return out
 
 
-def sample_draws(rng: np.random.Generator, annotation: Mapping[str, Any],
-                 image_shape: Sequence[int],
-                 config: TransformConfig = DEFAULT_CONFIG) -> Draws:
+def sample_draws(
+  rng: np.random.Generator,
+  annotation: Mapping[str, Any],
+  image_shape: Sequence[int],
+  config: TransformConfig = DEFAULT_CONFIG,
+) -> Draws:
   """Draws every random number of one training sample, in pipeline order.
 
   All scalar draws are always taken (a fixed count per sample); the
@@ -630,7 +689,7 @@ def sample_draws(rng: np.random.Generator, annotation: Mapping[str, Any],
     config: probabilities and factors.
   """
   if len(image_shape) != 3 or image_shape[2] != 3:
-    raise ValueError(f'expected an H x W x 3 image, got shape {image_shape}')
+    raise ValueError(f"expected an H x W x 3 image, got shape {image_shape}")
   d = Draws()
   d.dpg_u = float(rng.random())
   d.dpg_patch_scale = float(rng.random())
@@ -642,10 +701,11 @@ def sample_draws(rng: np.random.Generator, annotation: Mapping[str, Any],
   d.rot_u = float(rng.random())
   d.occ_u = float(rng.random())
   d.occ_area_u, d.occ_ratio_u, d.occ_x_u, d.occ_y_u = (
-      float(v) for v in rng.random(4))
-  width = annotation['ann_info']['width']
-  height = annotation['ann_info']['height']
-  bbox = annotation['bbox']
+    float(v) for v in rng.random(4)
+  )
+  width = annotation["ann_info"]["width"]
+  height = annotation["ann_info"]["height"]
+  bbox = annotation["bbox"]
   if d.dpg_u <= config.dpg_prob:
     bbox, _, _ = dpg_bbox(bbox, width, height, d)
   rect = occlusion_rect(bbox, width, height, d, config)
@@ -657,37 +717,52 @@ def sample_draws(rng: np.random.Generator, annotation: Mapping[str, Any],
   return d
 
 
-def _collect(img: np.ndarray, results: Mapping[str, Any],
-             return_meta: bool) -> dict[str, Any]:
+def _collect(
+  img: np.ndarray, results: Mapping[str, Any], return_meta: bool
+) -> dict[str, Any]:
   f32 = lambda x: np.asarray(x, dtype=np.float32)  # noqa: E731
   out = {
-      'img': f32(img),
-      'trans_inv': f32(results['trans_inv']),
-      'intrinsic_param': f32(results['intrinsic_param']),
-      'joint_root': f32(results['joint_root']),
-      'depth_factor': np.array([results['depth_factor']], np.float32),
-      'target_twist': f32(results['target_twist']),
-      'target_twist_weight': f32(results['target_twist_weight']),
-      'bbox': f32(results['bbox']),
-      'sample_idx': np.asarray(results.get('sample_idx', -1), np.int32),
+    "img": f32(img),
+    "trans_inv": f32(results["trans_inv"]),
+    "intrinsic_param": f32(results["intrinsic_param"]),
+    "joint_root": f32(results["joint_root"]),
+    "depth_factor": np.array([results["depth_factor"]], np.float32),
+    "target_twist": f32(results["target_twist"]),
+    "target_twist_weight": f32(results["target_twist_weight"]),
+    "bbox": f32(results["bbox"]),
+    "sample_idx": np.asarray(results.get("sample_idx", -1), np.int32),
   }
-  for key in ('target_uvd_29', 'target_xyz_24', 'target_weight_24',
-              'target_weight_29', 'target_xyz_17', 'target_weight_17',
-              'target_theta', 'target_beta', 'target_smpl_weight',
-              'target_theta_weight'):
+  for key in (
+    "target_uvd_29",
+    "target_xyz_24",
+    "target_weight_24",
+    "target_weight_29",
+    "target_xyz_17",
+    "target_weight_17",
+    "target_theta",
+    "target_beta",
+    "target_smpl_weight",
+    "target_theta_weight",
+  ):
     out[key] = f32(results[key])
   if return_meta:
-    out['meta'] = {'center': np.asarray(results['center']),
-                   'scale': np.asarray(results['scale']),
-                   'rotation': float(results['rotation']),
-                   'image_path': results.get('image_path', ''),
-                   'is_flipped': bool(results.get('is_flipped', False))}
+    out["meta"] = {
+      "center": np.asarray(results["center"]),
+      "scale": np.asarray(results["scale"]),
+      "rotation": float(results["rotation"]),
+      "image_path": results.get("image_path", ""),
+      "is_flipped": bool(results.get("is_flipped", False)),
+    }
   return out
 
 
-def train_sample(annotation: Mapping[str, Any], image: np.ndarray,
-                 draws: Draws, config: TransformConfig = DEFAULT_CONFIG,
-                 return_meta: bool = False) -> dict[str, Any]:
+def train_sample(
+  annotation: Mapping[str, Any],
+  image: np.ndarray,
+  draws: Draws,
+  config: TransformConfig = DEFAULT_CONFIG,
+  return_meta: bool = False,
+) -> dict[str, Any]:
   """One training sample: the full mmhuman3d train pipeline after loading.
 
   Args:
@@ -710,25 +785,27 @@ def train_sample(annotation: Mapping[str, Any], image: np.ndarray,
     ``target_twist_weight`` [23, 2], ``bbox`` [4]; ``sample_idx`` int32 [].
   """
   results = _copy_results(annotation)
-  width = results['ann_info']['width']
-  height = results['ann_info']['height']
+  width = results["ann_info"]["width"]
+  height = results["ann_info"]["height"]
   img = image
   # RandomDPG.
   if draws.dpg_u <= config.dpg_prob:
-    results['bbox'], results['center'], results['scale'] = dpg_bbox(
-        results['bbox'], width, height, draws)
+    results["bbox"], results["center"], results["scale"] = dpg_bbox(
+      results["bbox"], width, height, draws
+    )
   # GetRandomScaleRotation.
-  results['scale'], results['rotation'] = random_scale_rotation(
-      results['scale'], draws, config)
+  results["scale"], results["rotation"] = random_scale_rotation(
+    results["scale"], draws, config
+  )
   # RandomOcclusion (on the original image, inside the current bbox).
-  rect = occlusion_rect(results['bbox'], width, height, draws, config)
+  rect = occlusion_rect(results["bbox"], width, height, draws, config)
   if rect is not None:
     if draws.occ_noise is None:
-      raise ValueError('the draws paste an occluder but carry no occ_noise')
+      raise ValueError("the draws paste an occluder but carry no occ_noise")
     img = apply_occlusion(img, rect, draws.occ_noise)
   # HybrIKRandomFlip.
-  results['is_flipped'] = draws.flip_u <= config.flip_prob
-  if results['is_flipped']:
+  results["is_flipped"] = draws.flip_u <= config.flip_prob
+  if results["is_flipped"]:
     img, results = flip_sample(img, results, config.flip_pairs)
   results = select_keypoints(results, config.keypoints_maps)
   img, results = affine_sample(img, results, config.img_res)
@@ -738,9 +815,12 @@ def train_sample(annotation: Mapping[str, Any], image: np.ndarray,
   return _collect(img, results, return_meta)
 
 
-def test_sample(annotation: Mapping[str, Any], image: np.ndarray,
-                config: TransformConfig = DEFAULT_CONFIG,
-                return_meta: bool = False) -> dict[str, Any]:
+def test_sample(
+  annotation: Mapping[str, Any],
+  image: np.ndarray,
+  config: TransformConfig = DEFAULT_CONFIG,
+  return_meta: bool = False,
+) -> dict[str, Any]:
   """One test sample (deterministic): selection, crop (1.25 x GT box,
   rotation 0), test-mode targets, normalisation. Same keys as
   :func:`train_sample`."""

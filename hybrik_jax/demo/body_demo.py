@@ -22,8 +22,8 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -35,16 +35,22 @@ from hybrik_jax.smpl import numpy_kinematics, poses
 PANEL = 256  # pixels per rendered panel
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jitted_hybrik_forward():
   """``jax.jit(hybrik_forward)`` (``train`` static), built once."""
   import jax
+
   from hybrik_jax.smpl import hybrik_forward
+
   return jax.jit(hybrik_forward, static_argnames=("train",))
 
 
-def _errors(pred: dict, true_joints: np.ndarray, true_h36m: np.ndarray,
-            true_vertices: np.ndarray) -> dict[str, float]:
+def _errors(
+  pred: dict,
+  true_joints: np.ndarray,
+  true_h36m: np.ndarray,
+  true_vertices: np.ndarray,
+) -> dict[str, float]:
   """MPJPE-24, MPJPE-17 (root-relative) and mean vertex error, all in mm."""
   j = np.asarray(pred["joints"], np.float64)  # root-relative already
   j17 = np.asarray(pred["joints_from_verts"], np.float64)
@@ -52,22 +58,27 @@ def _errors(pred: dict, true_joints: np.ndarray, true_h36m: np.ndarray,
   tj = true_joints - true_joints[:, :1]
   t17 = true_h36m - true_h36m[:, :1]
   return {
-      "mpjpe24_mm": 1000 * float(np.linalg.norm(j - tj, axis=-1).mean()),
-      "mpjpe17_mm": 1000 * float(np.linalg.norm(j17 - t17, axis=-1).mean()),
-      "vertex_mm": 1000 * float(np.linalg.norm(v - true_vertices,
-                                               axis=-1).mean()),
+    "mpjpe24_mm": 1000 * float(np.linalg.norm(j - tj, axis=-1).mean()),
+    "mpjpe17_mm": 1000 * float(np.linalg.norm(j17 - t17, axis=-1).mean()),
+    "vertex_mm": 1000
+    * float(np.linalg.norm(v - true_vertices, axis=-1).mean()),
   }
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
   img = img.copy()
-  cv2.putText(img, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
-              cv2.LINE_AA)
+  cv2.putText(
+    img, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+  )
   return img
 
 
-def render_panels(meshes: Sequence[np.ndarray], faces: np.ndarray,
-                  colors: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+def render_panels(
+  meshes: Sequence[np.ndarray],
+  faces: np.ndarray,
+  colors: np.ndarray,
+  labels: Sequence[str],
+) -> np.ndarray:
   """One row: each mesh front and side, framed by the first mesh's camera.
 
   Args:
@@ -84,22 +95,31 @@ def render_panels(meshes: Sequence[np.ndarray], faces: np.ndarray,
   side_ref = render.side_view(ref)
   fitted, focal, princpt = render.fit_camera(ref, size, margin=0.08)
   shift = fitted[0] - ref[0]
-  side_shift = (render.fit_camera(side_ref, size, margin=0.08)[0][0]
-                - side_ref[0])
+  side_shift = (
+    render.fit_camera(side_ref, size, margin=0.08)[0][0] - side_ref[0]
+  )
   front, side = [], []
   for verts, label in zip(meshes, labels):
-    img = render.render_mesh(verts + shift, faces, focal, princpt, size,
-                             face_colors=colors)["image"]
+    img = render.render_mesh(
+      verts + shift, faces, focal, princpt, size, face_colors=colors
+    )["image"]
     front.append(_label(img, label))
     sv = render.rotate_about_vertical(verts, 90.0, center=ref.mean(0))
-    img = render.render_mesh(sv + side_shift, faces, focal, princpt, size,
-                             face_colors=colors)["image"]
+    img = render.render_mesh(
+      sv + side_shift, faces, focal, princpt, size, face_colors=colors
+    )["image"]
     side.append(_label(img, label + " (side)"))
   return np.concatenate(front + side, axis=1)
 
 
-def run(out_dir, num: int = 4, seed: int = 0, noise_mm: float = 10.0,
-        model=None, verbose: bool = True) -> dict:
+def run(
+  out_dir,
+  num: int = 4,
+  seed: int = 0,
+  noise_mm: float = 10.0,
+  model=None,
+  verbose: bool = True,
+) -> dict:
   """Runs the demo; returns the metrics and the picture's path.
 
   Args:
@@ -112,6 +132,7 @@ def run(out_dir, num: int = 4, seed: int = 0, noise_mm: float = 10.0,
     verbose: print the table.
   """
   import jax.numpy as jnp
+
   from hybrik_jax import assets
 
   t0 = time.perf_counter()
@@ -141,22 +162,28 @@ def run(out_dir, num: int = 4, seed: int = 0, noise_mm: float = 10.0,
   noisy = noisy - noisy[:, :1]
 
   cases = {
-      "skeleton + true twists": (skeleton, phis),
-      "skeleton + zero twists": (skeleton, zero_phis),
-      f"skeleton + {noise_mm:g} mm noise + true twists": (noisy, phis),
+    "skeleton + true twists": (skeleton, phis),
+    "skeleton + zero twists": (skeleton, zero_phis),
+    f"skeleton + {noise_mm:g} mm noise + true twists": (noisy, phis),
   }
   # All cases in one batch: one compilation of the IK + SMPL layer.
   names = list(cases)
   skel_all = np.concatenate([cases[n][0] for n in names])  # [3N, 29, 3]
   phis_all = np.concatenate([cases[n][1] for n in names])  # [3N, 23, 2]
   betas_all = np.concatenate([betas] * len(names))  # [3N, 10]
-  pred_all = jitted_hybrik_forward()(model, jnp.asarray(skel_all, jnp.float32),
-                jnp.asarray(betas_all, jnp.float32),
-                jnp.asarray(phis_all, jnp.float32), train=False)
+  pred_all = jitted_hybrik_forward()(
+    model,
+    jnp.asarray(skel_all, jnp.float32),
+    jnp.asarray(betas_all, jnp.float32),
+    jnp.asarray(phis_all, jnp.float32),
+    train=False,
+  )
   results, meshes = {}, {}
   for k, name in enumerate(names):
-    pred = {key: np.asarray(val)[k * num:(k + 1) * num]
-            for key, val in pred_all.items()}
+    pred = {
+      key: np.asarray(val)[k * num : (k + 1) * num]
+      for key, val in pred_all.items()
+    }
     results[name] = _errors(pred, true_joints, true_h36m, true_vertices)
     meshes[name] = np.asarray(pred["vertices"], np.float64)
 
@@ -164,43 +191,59 @@ def run(out_dir, num: int = 4, seed: int = 0, noise_mm: float = 10.0,
   colors = render.part_face_colors(np.asarray(model.lbs_weights), faces)
   rows = []
   for i in range(num):
-    rows.append(render_panels(
-        [true_vertices[i], meshes[names[0]][i], meshes[names[2]][i]], faces,
-        colors, ["true", "IK", f"IK, {noise_mm:g} mm noise"]))
+    rows.append(
+      render_panels(
+        [true_vertices[i], meshes[names[0]][i], meshes[names[2]][i]],
+        faces,
+        colors,
+        ["true", "IK", f"IK, {noise_mm:g} mm noise"],
+      )
+    )
   picture = np.concatenate(rows, axis=0)
   png = out_dir / "body_demo.png"
   cv2.imwrite(str(png), picture[..., ::-1])
   seconds = time.perf_counter() - t0
-  summary = {"num_bodies": num, "seed": seed, "cases": results,
-             "picture": str(png), "seconds": round(seconds, 2)}
+  summary = {
+    "num_bodies": num,
+    "seed": seed,
+    "cases": results,
+    "picture": str(png),
+    "seconds": round(seconds, 2),
+  }
   with open(out_dir / "metrics.json", "w") as fh:
     json.dump(summary, fh, indent=2)
 
   if verbose:
-    print(f"HybrIK IK on {num} random bodies (synthetic SMPL, eval mode); "
-          "errors vs the true body, root-relative, mm")
+    print(
+      f"HybrIK IK on {num} random bodies (synthetic SMPL, eval mode); "
+      "errors vs the true body, root-relative, mm"
+    )
     width = max(len(n) for n in names)
-    print(f"{'case':<{width}}  {'MPJPE-24':>9}  {'MPJPE-17':>9}  "
-          f"{'vertices':>9}")
+    print(
+      f"{'case':<{width}}  {'MPJPE-24':>9}  {'MPJPE-17':>9}  {'vertices':>9}"
+    )
     for name in names:
       r = results[name]
-      print(f"{name:<{width}}  {r['mpjpe24_mm']:9.3f}  {r['mpjpe17_mm']:9.3f}"
-            f"  {r['vertex_mm']:9.3f}")
+      print(
+        f"{name:<{width}}  {r['mpjpe24_mm']:9.3f}  {r['mpjpe17_mm']:9.3f}"
+        f"  {r['vertex_mm']:9.3f}"
+      )
     print(f"picture: {png}   ({seconds:.1f} s)")
   return summary
 
 
 def define_flags(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string("out", "runs/body_demo", "Output folder.",
-                      flag_values=fv)
-  flags.DEFINE_integer("num", 4, "Number of bodies.", lower_bound=1,
-                       flag_values=fv)
+  flags.DEFINE_string("out", "runs/body_demo", "Output folder.", flag_values=fv)
+  flags.DEFINE_integer(
+    "num", 4, "Number of bodies.", lower_bound=1, flag_values=fv
+  )
   flags.DEFINE_integer("seed", 0, "Random seed.", flag_values=fv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  args, _ = cli.parse(define_flags, argv, "python -m hybrik_jax.demo.body_demo",
-                      __doc__)
+def main(argv: Sequence[str] | None = None) -> int:
+  args, _ = cli.parse(
+    define_flags, argv, "python -m hybrik_jax.demo.body_demo", __doc__
+  )
   run(args.out, num=args.num, seed=args.seed)
   return 0
 

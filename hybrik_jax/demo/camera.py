@@ -23,7 +23,6 @@ choose them):
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -38,15 +37,20 @@ BBOX_SCALE_FACTOR = 1.25
 @dataclasses.dataclass(frozen=True)
 class Camera:
   """Pinhole camera (pixels): ``u = f x / z + c_x``, ``v = f y / z + c_y``."""
+
   focal: float
   princpt: tuple[float, float]
 
   @property
   def k(self) -> np.ndarray:
     """[3, 3] float64 intrinsic matrix K."""
-    return np.array([[self.focal, 0.0, self.princpt[0]],
-                     [0.0, self.focal, self.princpt[1]],
-                     [0.0, 0.0, 1.0]])
+    return np.array(
+      [
+        [self.focal, 0.0, self.princpt[0]],
+        [0.0, self.focal, self.princpt[1]],
+        [0.0, 0.0, 1.0],
+      ]
+    )
 
   @property
   def k_inv(self) -> np.ndarray:
@@ -54,28 +58,31 @@ class Camera:
     return np.linalg.inv(self.k)
 
 
-def default_camera(height: int, width: int,
-                   focal: Optional[float] = None) -> Camera:
+def default_camera(
+  height: int, width: int, focal: float | None = None
+) -> Camera:
   """The demo camera of an ``height x width`` image (module docstring)."""
   if focal is None:
     focal = float(max(height, width))
   if not (np.isfinite(focal) and focal > 0):
-    raise DemoError(f"--focal must be a positive number of pixels, got "
-                    f"{focal}")
+    raise DemoError(f"--focal must be a positive number of pixels, got {focal}")
   return Camera(float(focal), ((width - 1) / 2.0, (height - 1) / 2.0))
 
 
-def root_depth_prior(camera: Camera, bbox_xywh: np.ndarray,
-                     person_height_m: float = DEFAULT_PERSON_HEIGHT_M
-                     ) -> float:
+def root_depth_prior(
+  camera: Camera,
+  bbox_xywh: np.ndarray,
+  person_height_m: float = DEFAULT_PERSON_HEIGHT_M,
+) -> float:
   """``z_root = focal * person_height / max(w, h)`` (metres)."""
-  return camera.focal * person_height_m / float(max(bbox_xywh[2],
-                                                    bbox_xywh[3]))
+  return camera.focal * person_height_m / float(max(bbox_xywh[2], bbox_xywh[3]))
 
 
-def joint_root_prior(camera: Camera, bbox_xywh: np.ndarray,
-                     person_height_m: float = DEFAULT_PERSON_HEIGHT_M
-                     ) -> np.ndarray:
+def joint_root_prior(
+  camera: Camera,
+  bbox_xywh: np.ndarray,
+  person_height_m: float = DEFAULT_PERSON_HEIGHT_M,
+) -> np.ndarray:
   """[3] root prior ``z_root K^-1 [c_x, c_y, 1]`` at the box centre (mm)."""
   z = root_depth_prior(camera, bbox_xywh, person_height_m)
   cx = bbox_xywh[0] + bbox_xywh[2] / 2.0
@@ -83,8 +90,9 @@ def joint_root_prior(camera: Camera, bbox_xywh: np.ndarray,
   return camera.k_inv @ np.array([cx, cy, 1.0]) * z * 1000.0
 
 
-def crop_image(image_bgr: np.ndarray, bbox_xywh: np.ndarray,
-               image_size: int) -> tuple[np.ndarray, np.ndarray]:
+def crop_image(
+  image_bgr: np.ndarray, bbox_xywh: np.ndarray, image_size: int
+) -> tuple[np.ndarray, np.ndarray]:
   """mmhuman3d's test crop of one image.
 
   Args:
@@ -97,13 +105,17 @@ def crop_image(image_bgr: np.ndarray, bbox_xywh: np.ndarray,
     image affine).
   """
   from hybrik_jax.data import annotations, transforms
-  center, scale = annotations.box2cs(np.asarray(bbox_xywh, np.float64),
-                                     aspect_ratio=1.0,
-                                     bbox_scale_factor=BBOX_SCALE_FACTOR)
+
+  center, scale = annotations.box2cs(
+    np.asarray(bbox_xywh, np.float64),
+    aspect_ratio=1.0,
+    bbox_scale_factor=BBOX_SCALE_FACTOR,
+  )
   size = (int(image_size), int(image_size))
   trans = transforms.get_affine_transform(center, scale, 0.0, size)
-  trans_inv = transforms.get_affine_transform(center, scale, 0.0, size,
-                                              inv=True)
+  trans_inv = transforms.get_affine_transform(
+    center, scale, 0.0, size, inv=True
+  )
   crop = cv2.warpAffine(image_bgr, trans, size, flags=cv2.INTER_LINEAR)
   crop = transforms.normalize(crop.astype(np.float32))
   return crop.astype(np.float32), trans_inv.astype(np.float32)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,30 +47,35 @@ def parse_bbox(value: Any, what: str = "--bbox") -> np.ndarray:
   if isinstance(value, str):
     parts = [p for p in re.split(r"[,\s]+", value.strip()) if p]
   else:
-    parts = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [
-        value]
+    parts = (
+      list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    )
   try:
     box = np.asarray([float(p) for p in parts], dtype=np.float64)
   except (TypeError, ValueError):
-    raise DemoError(f"{what}: expected 4 numbers x,y,w,h, got {value!r}"
-                    ) from None
+    raise DemoError(
+      f"{what}: expected 4 numbers x,y,w,h, got {value!r}"
+    ) from None
   if box.shape != (4,) or not np.all(np.isfinite(box)):
-    raise DemoError(f"{what}: expected 4 finite numbers x,y,w,h, got "
-                    f"{value!r}")
+    raise DemoError(f"{what}: expected 4 finite numbers x,y,w,h, got {value!r}")
   if box[2] <= 0 or box[3] <= 0:
-    raise DemoError(f"{what}: box {box.tolist()} is empty (w and h must be "
-                    "> 0)")
+    raise DemoError(
+      f"{what}: box {box.tolist()} is empty (w and h must be > 0)"
+    )
   return box
 
 
-def check_bbox(box: np.ndarray, height: int, width: int,
-               what: str) -> np.ndarray:
+def check_bbox(
+  box: np.ndarray, height: int, width: int, what: str
+) -> np.ndarray:
   """Rejects a box that does not overlap the image (partial overlap is OK:
   the crop pads with zeros, like mmhuman3d)."""
   x, y, w, h = box
   if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-    raise DemoError(f"{what}: box x,y,w,h = {box.tolist()} lies outside the "
-                    f"{width}x{height} image")
+    raise DemoError(
+      f"{what}: box x,y,w,h = {box.tolist()} lies outside the "
+      f"{width}x{height} image"
+    )
   return box
 
 
@@ -104,17 +110,18 @@ def load_bbox_file(path: str | Path) -> dict[str, np.ndarray]:
         continue
       parts = [p for p in re.split(r"[,\s]+", line) if p]
       if len(parts) != 5:
-        raise DemoError(f"--bbox-file {path} line {num}: expected 'key x y w "
-                        f"h', got {line!r}")
-      boxes[parts[0]] = parse_bbox(parts[1:],
-                                   f"--bbox-file {path} line {num}")
+        raise DemoError(
+          f"--bbox-file {path} line {num}: expected 'key x y w h', got {line!r}"
+        )
+      boxes[parts[0]] = parse_bbox(parts[1:], f"--bbox-file {path} line {num}")
   if not boxes:
     raise DemoError(f"--bbox-file {path} has no boxes")
   return boxes
 
 
-def lookup_bbox(boxes: Optional[Mapping[str, np.ndarray]], keys: Sequence[str]
-                ) -> Optional[np.ndarray]:
+def lookup_bbox(
+  boxes: Mapping[str, np.ndarray] | None, keys: Sequence[str]
+) -> np.ndarray | None:
   """The first of ``keys`` present in ``boxes`` (None if none)."""
   if boxes:
     for key in keys:
@@ -123,8 +130,15 @@ def lookup_bbox(boxes: Optional[Mapping[str, np.ndarray]], keys: Sequence[str]
   return None
 
 
-def bbox_for(boxes, keys: Sequence[str], default: Optional[np.ndarray],
-              h: int, w: int, what: str, warned: list) -> np.ndarray:
+def bbox_for(
+  boxes,
+  keys: Sequence[str],
+  default: np.ndarray | None,
+  h: int,
+  w: int,
+  what: str,
+  warned: list,
+) -> np.ndarray:
   """The [4] xywh box of one ``h x w`` image / frame named ``what``.
 
   The first of ``keys`` in ``boxes`` (the ``--bbox-file``), else ``default``
@@ -135,8 +149,11 @@ def bbox_for(boxes, keys: Sequence[str], default: Optional[np.ndarray],
   box = lookup_bbox(boxes, keys)
   if box is None:
     if boxes is not None and not warned:
-      log.warning("%s has no --bbox-file entry: using %s", what,
-                  "--bbox" if default is not None else "the whole image")
+      log.warning(
+        "%s has no --bbox-file entry: using %s",
+        what,
+        "--bbox" if default is not None else "the whole image",
+      )
       warned.append(True)
     box = default if default is not None else whole_image_bbox(h, w)
   return check_bbox(np.asarray(box, np.float64), h, w, what)
@@ -156,11 +173,15 @@ def load_image(path: Path) -> np.ndarray:
 
 def list_images(folder: Path) -> list[Path]:
   """Image files directly in ``folder`` (sorted), DemoError if none."""
-  files = sorted(p for p in folder.iterdir()
-                 if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+  files = sorted(
+    p
+    for p in folder.iterdir()
+    if p.is_file() and p.suffix.lower() in IMAGE_EXTS
+  )
   if not files:
-    raise DemoError(f"--input folder {folder} contains no images "
-                    f"({', '.join(IMAGE_EXTS)})")
+    raise DemoError(
+      f"--input folder {folder} contains no images ({', '.join(IMAGE_EXTS)})"
+    )
   return files
 
 

@@ -9,8 +9,8 @@ vertices in metres, y down, + faces, :func:`write_obj`) and ``<name>.npz``
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -19,51 +19,83 @@ from hybrik_jax.demo.camera import Camera
 OVERLAY_ALPHA = 0.85  # mesh opacity over the image
 
 
-def render_overlay(image_bgr: np.ndarray, vertices_cam: np.ndarray,
-                   faces: np.ndarray, camera: Camera,
-                   face_colors: Optional[np.ndarray] = None,
-                   alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+def render_overlay(
+  image_bgr: np.ndarray,
+  vertices_cam: np.ndarray,
+  faces: np.ndarray,
+  camera: Camera,
+  face_colors: np.ndarray | None = None,
+  alpha: float = OVERLAY_ALPHA,
+) -> np.ndarray:
   """[H, 2W, 3] uint8 BGR: mesh over the image | side view on white.
 
   The side view turns the mesh 90 degrees about the vertical axis through its
   centroid and frames it with the same focal length.
   """
   from hybrik_jax import render
+
   h, w = image_bgr.shape[:2]
   rgb = np.ascontiguousarray(image_bgr[..., ::-1])
-  front = render.render_mesh(vertices_cam, faces, camera.focal,
-                             camera.princpt, (h, w), face_colors=face_colors,
-                             background=rgb)
+  front = render.render_mesh(
+    vertices_cam,
+    faces,
+    camera.focal,
+    camera.princpt,
+    (h, w),
+    face_colors=face_colors,
+    background=rgb,
+  )
   mask = front["mask"][..., None]
   blend = np.where(mask, alpha * front["image"] + (1 - alpha) * rgb, rgb)
   side_verts = render.side_view(vertices_cam)
-  fitted, focal, princpt = render.fit_camera(side_verts, (h, w),
-                                             focal=camera.focal, margin=0.08)
-  side = render.render_mesh(fitted, faces, focal, princpt, (h, w),
-                            face_colors=face_colors)["image"]
+  fitted, focal, princpt = render.fit_camera(
+    side_verts, (h, w), focal=camera.focal, margin=0.08
+  )
+  side = render.render_mesh(
+    fitted, faces, focal, princpt, (h, w), face_colors=face_colors
+  )["image"]
   panel = np.concatenate([np.round(blend).astype(np.uint8), side], axis=1)
   return np.ascontiguousarray(panel[..., ::-1])
 
 
-def write_obj(path: str | Path, vertices: np.ndarray,
-              faces: np.ndarray) -> None:
+def write_obj(
+  path: str | Path, vertices: np.ndarray, faces: np.ndarray
+) -> None:
   """Wavefront OBJ: ``v x y z`` (metres) and 1-based ``f i j k``."""
   vertices = np.asarray(vertices, np.float64)
   faces = np.asarray(faces, np.int64) + 1
-  lines = ["# hybrik-jax demo mesh: camera frame (OpenCV: x right, y down, "
-           "z forward), metres"]
+  lines = [
+    "# hybrik-jax demo mesh: camera frame (OpenCV: x right, y down, "
+    "z forward), metres"
+  ]
   lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
   lines += [f"f {a} {b} {c}" for a, b, c in faces]
   Path(path).write_text("\n".join(lines) + "\n")
 
 
-NPZ_KEYS = ("pose", "betas", "phis", "xyz_24", "xyz_17", "uvd", "uv",
-            "vertices", "pelvis_cam", "pelvis_prior", "placement_fit", "t0",
-            "joint_root_mm", "focal", "princpt", "bbox_xywh")
+NPZ_KEYS = (
+  "pose",
+  "betas",
+  "phis",
+  "xyz_24",
+  "xyz_17",
+  "uvd",
+  "uv",
+  "vertices",
+  "pelvis_cam",
+  "pelvis_prior",
+  "placement_fit",
+  "t0",
+  "joint_root_mm",
+  "focal",
+  "princpt",
+  "bbox_xywh",
+)
 
 
-def result_arrays(results: Sequence[Mapping[str, np.ndarray]],
-                  stack: bool) -> dict[str, np.ndarray]:
+def result_arrays(
+  results: Sequence[Mapping[str, np.ndarray]], stack: bool
+) -> dict[str, np.ndarray]:
   """The npz content of one image (``stack=False``) or a video ([T, ...]).
 
   Keys: pose [24, 3, 3] (global pelvis rotation + 23 parent-relative),

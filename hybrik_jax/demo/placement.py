@@ -26,12 +26,14 @@ MIN_FIT_DEPTH_M = 0.1
 def rest_pelvis(body_model, betas: np.ndarray) -> np.ndarray:
   """[B, 3] ``t0 = (J_regressor @ v_shaped)[0]`` in metres (model frame)."""
   from hybrik_jax.smpl import lbs
+
   betas = np.asarray(betas, np.float32).reshape(-1, np.shape(betas)[-1])
   return np.asarray(lbs.shaped_points(body_model, betas)[:, 0], np.float64)
 
 
-def place_vertices(vertices: np.ndarray, t0: np.ndarray,
-                   pelvis_cam: np.ndarray) -> np.ndarray:
+def place_vertices(
+  vertices: np.ndarray, t0: np.ndarray, pelvis_cam: np.ndarray
+) -> np.ndarray:
   """Camera-frame mesh ``vertices - t0 + pelvis_cam``.
 
   Args:
@@ -44,12 +46,16 @@ def place_vertices(vertices: np.ndarray, t0: np.ndarray,
     [..., V, 3] camera-frame vertices (metres).
   """
   vertices = np.asarray(vertices, np.float64)
-  return (vertices - np.asarray(t0, np.float64)[..., None, :] +
-          np.asarray(pelvis_cam, np.float64)[..., None, :])
+  return (
+    vertices
+    - np.asarray(t0, np.float64)[..., None, :]
+    + np.asarray(pelvis_cam, np.float64)[..., None, :]
+  )
 
 
-def uvd_to_image(uvd: np.ndarray, trans_inv: np.ndarray,
-                 image_size: int) -> np.ndarray:
+def uvd_to_image(
+  uvd: np.ndarray, trans_inv: np.ndarray, image_size: int
+) -> np.ndarray:
   """Network uvd [..., J, 3] (in [-0.5, 0.5)) -> image pixels [..., J, 2]."""
   uvd = np.asarray(uvd, np.float64)
   crop = (uvd[..., :2] + 0.5) * float(image_size)  # [..., J, 2]
@@ -57,8 +63,9 @@ def uvd_to_image(uvd: np.ndarray, trans_inv: np.ndarray,
   return crop @ np.swapaxes(t[..., :2], -1, -2) + t[..., None, :, 2]
 
 
-def fit_translation(joints_rel: np.ndarray, uv: np.ndarray,
-                    camera: Camera) -> np.ndarray:
+def fit_translation(
+  joints_rel: np.ndarray, uv: np.ndarray, camera: Camera
+) -> np.ndarray:
   """Translation ``t`` that best projects ``joints_rel + t`` onto ``uv``.
 
   Linear least squares on the pinhole equations ``f (x + t_x) = (u - c_x)
@@ -78,10 +85,12 @@ def fit_translation(joints_rel: np.ndarray, uv: np.ndarray,
   du = uv[:, 0] - camera.princpt[0]
   dv = uv[:, 1] - camera.princpt[1]
   zeros, ones = np.zeros_like(du), np.ones_like(du)
-  a = np.concatenate([np.stack([f * ones, zeros, -du], -1),
-                      np.stack([zeros, f * ones, -dv], -1)])  # [2J, 3]
-  b = np.concatenate([du * p[:, 2] - f * p[:, 0],
-                      dv * p[:, 2] - f * p[:, 1]])  # [2J]
+  a = np.concatenate(
+    [np.stack([f * ones, zeros, -du], -1), np.stack([zeros, f * ones, -dv], -1)]
+  )  # [2J, 3]
+  b = np.concatenate(
+    [du * p[:, 2] - f * p[:, 0], dv * p[:, 2] - f * p[:, 1]]
+  )  # [2J]
   t, _, rank, _ = np.linalg.lstsq(a, b, rcond=None)
   if rank < 3 or not np.all(np.isfinite(t)):
     return np.full(3, np.nan)

@@ -13,24 +13,34 @@ training run's ``config.json``, 256 for converted mmhuman3d checkpoints.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
-from hybrik_jax.demo.camera import (DEFAULT_PERSON_HEIGHT_M, DEPTH_FACTOR_MM,
-                                    Camera, crop_image, joint_root_prior)
+from hybrik_jax.demo.camera import (
+  DEFAULT_PERSON_HEIGHT_M,
+  DEPTH_FACTOR_MM,
+  Camera,
+  crop_image,
+  joint_root_prior,
+)
 from hybrik_jax.demo.inputs import DemoError
-from hybrik_jax.demo.placement import (MIN_FIT_DEPTH_M, fit_translation,
-                                       place_vertices, rest_pelvis,
-                                       uvd_to_image)
+from hybrik_jax.demo.placement import (
+  MIN_FIT_DEPTH_M,
+  fit_translation,
+  place_vertices,
+  rest_pelvis,
+  uvd_to_image,
+)
 from hybrik_jax.model import hybrik as hybrik_model
 
 DEFAULT_IMAGE_SIZE = 256  # mmhuman3d's resnet34_hybrik_mixed input size.
 PLACEMENTS = ("fit", "bbox")
 
 
-def checkpoint_image_size(checkpoint: str | Path) -> Optional[int]:
+def checkpoint_image_size(checkpoint: str | Path) -> int | None:
   """The training input size recorded next to a checkpoint, if any.
 
   Looks for the training run's ``config.json`` (``model.image_size``) in the
@@ -49,19 +59,21 @@ def checkpoint_image_size(checkpoint: str | Path) -> Optional[int]:
   return None
 
 
-def resolve_image_size(checkpoint: str | Path,
-                       image_size: Optional[int]) -> int:
+def resolve_image_size(checkpoint: str | Path, image_size: int | None) -> int:
   """``--image-size`` checked against the checkpoint's training size."""
   trained = checkpoint_image_size(checkpoint)
   if image_size is None:
     image_size = trained or DEFAULT_IMAGE_SIZE
   elif trained is not None and int(image_size) != trained:
-    raise DemoError(f"--image-size {image_size} differs from the size the "
-                    f"checkpoint {checkpoint} was trained at ({trained})")
+    raise DemoError(
+      f"--image-size {image_size} differs from the size the "
+      f"checkpoint {checkpoint} was trained at ({trained})"
+    )
   image_size = int(image_size)
   if image_size < 32 or image_size % 32:
-    raise DemoError(f"--image-size must be a positive multiple of 32, got "
-                    f"{image_size}")
+    raise DemoError(
+      f"--image-size must be a positive multiple of 32, got {image_size}"
+    )
   return image_size
 
 
@@ -80,21 +92,28 @@ class Predictor:
       see :mod:`hybrik_jax.demo.placement`.
   """
 
-  def __init__(self, variables: Mapping[str, Any], image_size: int,
-               batch_size: int = 8,
-               person_height_m: float = DEFAULT_PERSON_HEIGHT_M,
-               placement: str = "fit"):
+  def __init__(
+    self,
+    variables: Mapping[str, Any],
+    image_size: int,
+    batch_size: int = 8,
+    person_height_m: float = DEFAULT_PERSON_HEIGHT_M,
+    placement: str = "fit",
+  ):
     import jax
+
     if placement not in PLACEMENTS:
-      raise DemoError(f"--placement must be one of {PLACEMENTS}, got "
-                      f"{placement!r}")
+      raise DemoError(
+        f"--placement must be one of {PLACEMENTS}, got {placement!r}"
+      )
     if batch_size < 1:
       raise DemoError(f"--batch-size must be >= 1, got {batch_size}")
     if not person_height_m > 0:
       raise DemoError(f"--person-height must be > 0, got {person_height_m}")
     self.variables = jax.device_put(dict(variables))
     self.body = hybrik_model.body_model_from_constants(
-        jax.tree.map(np.asarray, dict(variables["constants"]["smpl"])))
+      jax.tree.map(np.asarray, dict(variables["constants"]["smpl"]))
+    )
     self.faces = np.asarray(self.body.faces, np.int64)  # [F, 3]
     self.image_size = int(image_size)
     self.batch_size = int(batch_size)
@@ -102,12 +121,17 @@ class Predictor:
     self.placement = placement
     self._predict = hybrik_model.predict
     from hybrik_jax import render
-    self.face_colors = render.part_face_colors(
-        np.asarray(self.body.lbs_weights), self.faces)  # [F, 3]
 
-  def __call__(self, images_bgr: Sequence[np.ndarray],
-               bboxes: Sequence[np.ndarray],
-               cameras: Sequence[Camera]) -> list[dict[str, np.ndarray]]:
+    self.face_colors = render.part_face_colors(
+      np.asarray(self.body.lbs_weights), self.faces
+    )  # [F, 3]
+
+  def __call__(
+    self,
+    images_bgr: Sequence[np.ndarray],
+    bboxes: Sequence[np.ndarray],
+    cameras: Sequence[Camera],
+  ) -> list[dict[str, np.ndarray]]:
     """Predicts and places the meshes of a list of images (any length)."""
     results = []
     for start in range(0, len(images_bgr), self.batch_size):
@@ -125,26 +149,38 @@ class Predictor:
       k_inv[i] = cam.k_inv
       joint_root[i] = joint_root_prior(cam, box, self.person_height_m)
     depth_factor = np.full((b, 1), DEPTH_FACTOR_MM, np.float32)
-    out = self._predict(self.variables, crops, trans_inv, k_inv, joint_root,
-                        depth_factor)
+    out = self._predict(
+      self.variables, crops, trans_inv, k_inv, joint_root, depth_factor
+    )
     out = {k: np.asarray(v)[:n] for k, v in out.items()}
     t0 = rest_pelvis(self.body, out["pred_shape"])  # [n, 3]
     results = []
     for i in range(n):
-      results.append(self._place(
-          {k: v[i] for k, v in out.items()}, t0[i], trans_inv[i],
-          joint_root[i], bboxes[i], cameras[i]))
+      results.append(
+        self._place(
+          {k: v[i] for k, v in out.items()},
+          t0[i],
+          trans_inv[i],
+          joint_root[i],
+          bboxes[i],
+          cameras[i],
+        )
+      )
     return results
 
   def _place(self, out, t0, trans_inv, joint_root_mm, bbox, camera):
     uvd = out["pred_uvd_jts"].reshape(29, 3)
     uv = uvd_to_image(uvd, trans_inv, self.image_size)  # [29, 2]
     joints24_rel = out["pred_xyz_jts_24_struct"].reshape(24, 3) * (
-        DEPTH_FACTOR_MM / 1000.0)  # [24, 3] m, pelvis-relative
+      DEPTH_FACTOR_MM / 1000.0
+    )  # [24, 3] m, pelvis-relative
     z_prior = joint_root_mm[2] / 1000.0
     # Depth prior along the ray through the predicted 2D pelvis.
-    pelvis_prior = camera.k_inv @ np.array([uv[0, 0], uv[0, 1], 1.0]) * (
-        z_prior + uvd[0, 2] * DEPTH_FACTOR_MM / 1000.0)
+    pelvis_prior = (
+      camera.k_inv
+      @ np.array([uv[0, 0], uv[0, 1], 1.0])
+      * (z_prior + uvd[0, 2] * DEPTH_FACTOR_MM / 1000.0)
+    )
     placement, pelvis = "bbox", pelvis_prior
     verts = place_vertices(out["pred_vertices"], t0, pelvis)  # [V, 3]
     if self.placement == "fit":
@@ -156,21 +192,20 @@ class Predictor:
           placement, pelvis, verts = "fit", t, fitted
     joints17 = np.asarray(self.body.J_regressor_extra, np.float64) @ verts
     return {
-        "vertices": verts.astype(np.float32),
-        "pose": out["pred_pose"].reshape(24, 3, 3),
-        "betas": out["pred_shape"].reshape(-1),
-        "phis": out["pred_phi"].reshape(23, 2),
-        "xyz_24": (joints24_rel + pelvis).astype(np.float32),
-        "xyz_17": joints17.astype(np.float32),
-        "uvd": uvd.astype(np.float32),
-        "uv": uv.astype(np.float32),
-        "pelvis_cam": pelvis.astype(np.float32),
-        "pelvis_prior": pelvis_prior.astype(np.float32),
-        "placement_fit": np.asarray(placement == "fit"),
-        "t0": np.asarray(t0, np.float32),
-        "joint_root_mm": np.asarray(joint_root_mm, np.float32),
-        "focal": np.float32(camera.focal),
-        "princpt": np.asarray(camera.princpt, np.float32),
-        "bbox_xywh": np.asarray(bbox, np.float32),
+      "vertices": verts.astype(np.float32),
+      "pose": out["pred_pose"].reshape(24, 3, 3),
+      "betas": out["pred_shape"].reshape(-1),
+      "phis": out["pred_phi"].reshape(23, 2),
+      "xyz_24": (joints24_rel + pelvis).astype(np.float32),
+      "xyz_17": joints17.astype(np.float32),
+      "uvd": uvd.astype(np.float32),
+      "uv": uv.astype(np.float32),
+      "pelvis_cam": pelvis.astype(np.float32),
+      "pelvis_prior": pelvis_prior.astype(np.float32),
+      "placement_fit": np.asarray(placement == "fit"),
+      "t0": np.asarray(t0, np.float32),
+      "joint_root_mm": np.asarray(joint_root_mm, np.float32),
+      "focal": np.float32(camera.focal),
+      "princpt": np.asarray(camera.princpt, np.float32),
+      "bbox_xywh": np.asarray(bbox, np.float32),
     }
-

@@ -13,16 +13,25 @@ convention is in :mod:`hybrik_jax.demo.camera`, the mesh placement in
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from hybrik_jax.demo.camera import DEFAULT_PERSON_HEIGHT_M, default_camera
-from hybrik_jax.demo.inputs import (VIDEO_EXTS, DemoError, bbox_for,
-                                    iter_video, list_images, load_bbox_file,
-                                    load_image, parse_bbox, video_info)
+from hybrik_jax.demo.inputs import (
+  VIDEO_EXTS,
+  DemoError,
+  bbox_for,
+  iter_video,
+  list_images,
+  load_bbox_file,
+  load_image,
+  parse_bbox,
+  video_info,
+)
 from hybrik_jax.demo.outputs import render_overlay, result_arrays, write_obj
 from hybrik_jax.demo.predictor import Predictor, resolve_image_size
 
@@ -30,16 +39,23 @@ from hybrik_jax.demo.predictor import Predictor, resolve_image_size
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
   """Consecutive slices of ``items`` of ``size`` (the last may be shorter)."""
   for start in range(0, len(items), size):
-    yield items[start:start + size]
+    yield items[start : start + size]
 
 
-def run(checkpoint: str | Path, input_path: str | Path,
-        out_dir: str | Path = "runs/demo", bbox: Optional[str] = None,
-        bbox_file: Optional[str | Path] = None, focal: Optional[float] = None,
-        image_size: Optional[int] = None, batch_size: int = 8,
-        person_height_m: float = DEFAULT_PERSON_HEIGHT_M,
-        placement: str = "fit", progress: bool = True,
-        variables: Optional[Mapping[str, Any]] = None) -> dict:
+def run(
+  checkpoint: str | Path,
+  input_path: str | Path,
+  out_dir: str | Path = "runs/demo",
+  bbox: str | None = None,
+  bbox_file: str | Path | None = None,
+  focal: float | None = None,
+  image_size: int | None = None,
+  batch_size: int = 8,
+  person_height_m: float = DEFAULT_PERSON_HEIGHT_M,
+  placement: str = "fit",
+  progress: bool = True,
+  variables: Mapping[str, Any] | None = None,
+) -> dict:
   """Runs the demo on an image, a folder of images or a video.
 
   Args:
@@ -66,6 +82,7 @@ def run(checkpoint: str | Path, input_path: str | Path,
       empty folder, bad box).
   """
   from tqdm import tqdm
+
   checkpoint = Path(checkpoint)
   if not checkpoint.exists():
     raise DemoError(f"checkpoint {checkpoint} does not exist")
@@ -75,8 +92,7 @@ def run(checkpoint: str | Path, input_path: str | Path,
   default_box = parse_bbox(bbox) if bbox is not None else None
   boxes = load_bbox_file(bbox_file) if bbox_file is not None else None
   if focal is not None and not (math.isfinite(focal) and focal > 0):
-    raise DemoError(f"--focal must be a positive number of pixels, got "
-                    f"{focal}")
+    raise DemoError(f"--focal must be a positive number of pixels, got {focal}")
   size = resolve_image_size(checkpoint, image_size)
 
   if input_path.is_dir():
@@ -90,6 +106,7 @@ def run(checkpoint: str | Path, input_path: str | Path,
 
   if variables is None:
     from hybrik_jax.train import checkpointing
+
     try:
       variables = checkpointing.load_inference_variables(checkpoint)
     except (checkpointing.CheckpointNotFoundError, OSError, ValueError) as e:
@@ -98,52 +115,78 @@ def run(checkpoint: str | Path, input_path: str | Path,
     batch_size = min(batch_size, max(video_info(input_path)[1], 1))
   else:
     batch_size = min(batch_size, len(items))
-  predictor = Predictor(variables, size, batch_size, person_height_m,
-                        placement)
+  predictor = Predictor(variables, size, batch_size, person_height_m, placement)
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   if kind == "video":
-    return _run_video(predictor, input_path, out_dir, default_box, boxes,
-                      focal, progress)
+    return _run_video(
+      predictor, input_path, out_dir, default_box, boxes, focal, progress
+    )
 
   outputs, warned = [], []
-  bar = tqdm(total=len(items), desc="demo", unit="img",
-             disable=not progress or kind == "image")
+  bar = tqdm(
+    total=len(items),
+    desc="demo",
+    unit="img",
+    disable=not progress or kind == "image",
+  )
   for chunk in _chunks(items, predictor.batch_size):
     images, bboxes, cams = [], [], []
     for path in chunk:
       img = load_image(path)
       h, w = img.shape[:2]
-      rel = (str(path.relative_to(input_path)) if kind == "folder"
-             else path.name)
-      bboxes.append(bbox_for(boxes, (rel, path.name, path.stem),
-                              default_box, h, w, f"{path}", warned))
+      rel = str(path.relative_to(input_path)) if kind == "folder" else path.name
+      bboxes.append(
+        bbox_for(
+          boxes,
+          (rel, path.name, path.stem),
+          default_box,
+          h,
+          w,
+          f"{path}",
+          warned,
+        )
+      )
       images.append(img)
       cams.append(default_camera(h, w, focal))
-    for path, img, cam, res in zip(chunk, images, cams,
-                                   predictor(images, bboxes, cams)):
+    for path, img, cam, res in zip(
+      chunk, images, cams, predictor(images, bboxes, cams)
+    ):
       stem = out_dir / path.stem
-      overlay = render_overlay(img, res["vertices"], predictor.faces, cam,
-                               predictor.face_colors)
+      overlay = render_overlay(
+        img, res["vertices"], predictor.faces, cam, predictor.face_colors
+      )
       cv2.imwrite(f"{stem}_overlay.png", overlay)
       write_obj(f"{stem}.obj", res["vertices"], predictor.faces)
       np.savez(f"{stem}.npz", **result_arrays([res], stack=False))
-      outputs += [Path(f"{stem}_overlay.png"), Path(f"{stem}.obj"),
-                  Path(f"{stem}.npz")]
+      outputs += [
+        Path(f"{stem}_overlay.png"),
+        Path(f"{stem}.obj"),
+        Path(f"{stem}.npz"),
+      ]
       bar.update(1)
   bar.close()
   return {"outputs": outputs, "num_images": len(items), "kind": kind}
 
 
-def _run_video(predictor: Predictor, path: Path, out_dir: Path,
-               default_box, boxes, focal, progress) -> dict:
+def _run_video(
+  predictor: Predictor,
+  path: Path,
+  out_dir: Path,
+  default_box,
+  boxes,
+  focal,
+  progress,
+) -> dict:
   from tqdm import tqdm
+
   fps, count = video_info(path)
   stem = out_dir / path.stem
   mp4 = Path(f"{stem}_overlay.mp4")
   writer, results, warned, index = None, [], [], 0
-  bar = tqdm(total=count or None, desc="demo", unit="frame",
-             disable=not progress)
+  bar = tqdm(
+    total=count or None, desc="demo", unit="frame", disable=not progress
+  )
   frames = iter_video(path)
   try:
     while True:
@@ -152,16 +195,30 @@ def _run_video(predictor: Predictor, path: Path, out_dir: Path,
         break
       h, w = chunk[0].shape[:2]
       cam = default_camera(h, w, focal)
-      bboxes = [bbox_for(boxes, (str(index + i),), default_box, h, w,
-                          f"{path} frame {index + i}", warned)
-                for i in range(len(chunk))]
+      bboxes = [
+        bbox_for(
+          boxes,
+          (str(index + i),),
+          default_box,
+          h,
+          w,
+          f"{path} frame {index + i}",
+          warned,
+        )
+        for i in range(len(chunk))
+      ]
       preds = predictor(chunk, bboxes, [cam] * len(chunk))
       for frame, res in zip(chunk, preds):
-        overlay = render_overlay(frame, res["vertices"], predictor.faces, cam,
-                                 predictor.face_colors)
+        overlay = render_overlay(
+          frame, res["vertices"], predictor.faces, cam, predictor.face_colors
+        )
         if writer is None:
-          writer = cv2.VideoWriter(str(mp4), cv2.VideoWriter_fourcc(*"mp4v"),
-                                   fps, (overlay.shape[1], overlay.shape[0]))
+          writer = cv2.VideoWriter(
+            str(mp4),
+            cv2.VideoWriter_fourcc(*"mp4v"),
+            fps,
+            (overlay.shape[1], overlay.shape[0]),
+          )
           if not writer.isOpened():
             raise DemoError(f"cannot write video {mp4}")
         writer.write(overlay)
@@ -177,5 +234,8 @@ def _run_video(predictor: Predictor, path: Path, out_dir: Path,
   arrays = result_arrays(results, stack=True)
   arrays["fps"] = np.float32(fps)
   np.savez(f"{stem}.npz", **arrays)
-  return {"outputs": [mp4, Path(f"{stem}.npz")], "num_images": len(results),
-          "kind": "video"}
+  return {
+    "outputs": [mp4, Path(f"{stem}.npz")],
+    "num_images": len(results),
+    "kind": "video",
+  }

@@ -35,8 +35,10 @@ def similarity_transform(source: jax.Array, target: jax.Array) -> jax.Array:
   u, _, vh = jnp.linalg.svd(k)
   v = vh.T
   det_sign = jnp.sign(jnp.linalg.det(u @ v.T))
-  z = jnp.diag(jnp.array([1.0, 1.0, 0.0], k.dtype)) + jnp.diag(
-      jnp.array([0.0, 0.0, 1.0], k.dtype)) * det_sign
+  z = (
+    jnp.diag(jnp.array([1.0, 1.0, 0.0], k.dtype))
+    + jnp.diag(jnp.array([0.0, 0.0, 1.0], k.dtype)) * det_sign
+  )
   r = v @ z @ u.T  # [3, 3]
   scale = jnp.trace(r @ k) / var1
   t = mu2.T - scale * (r @ mu1.T)  # [3, 1]
@@ -53,12 +55,14 @@ def align(pred: jax.Array, gt: jax.Array, alignment: str = "none") -> jax.Array:
     pp = jnp.einsum("nkc,nkc->n", pred, pred)
     pg = jnp.einsum("nkc,nkc->n", pred, gt)
     return pred * (pg / pp)[:, None, None]
-  raise ValueError(f"Invalid value for alignment: {alignment!r}; "
-                   f"expected one of {ALIGNMENTS}")
+  raise ValueError(
+    f"Invalid value for alignment: {alignment!r}; expected one of {ALIGNMENTS}"
+  )
 
 
-def per_point_errors(pred: jax.Array, gt: jax.Array,
-                     alignment: str = "none") -> jax.Array:
+def per_point_errors(
+  pred: jax.Array, gt: jax.Array, alignment: str = "none"
+) -> jax.Array:
   """Euclidean error per point after alignment, [N, K] (input units)."""
   return jnp.linalg.norm(align(pred, gt, alignment) - gt, axis=-1)
 
@@ -84,8 +88,9 @@ def vertice_pve(pred_verts, target_verts, alignment: str = "none") -> jax.Array:
   return jnp.mean(per_point_errors(pred_verts, target_verts, alignment))
 
 
-def keypoint_3d_pck(pred, gt, mask, alignment: str = "none",
-                    threshold: float = 150.0) -> jax.Array:
+def keypoint_3d_pck(
+  pred, gt, mask, alignment: str = "none", threshold: float = 150.0
+) -> jax.Array:
   """Percentage (0-100) of visible joints with error < ``threshold``."""
   err = per_point_errors(pred, gt, alignment)
   return _masked_mean((err < threshold).astype(jnp.float32), mask) * 100.0

@@ -25,19 +25,26 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 import hybrik_jax
-from hybrik_jax.interop import torch_format
-from hybrik_jax.interop import weight_mapping
+from hybrik_jax.interop import torch_format, weight_mapping
 from hybrik_jax.smpl import tables
 
 __all__ = [
-    "ConversionError", "VARIABLES_DIR", "SMPL_NPZ", "REPORT_JSON",
-    "extract_state_dict", "smpl_arrays_from_state_dict", "convert_checkpoint",
-    "convert_torchvision_resnet34", "load_converted", "load_report",
+  "ConversionError",
+  "VARIABLES_DIR",
+  "SMPL_NPZ",
+  "REPORT_JSON",
+  "extract_state_dict",
+  "smpl_arrays_from_state_dict",
+  "convert_checkpoint",
+  "convert_torchvision_resnet34",
+  "load_converted",
+  "load_report",
 ]
 
 VARIABLES_DIR = "variables"
@@ -48,12 +55,25 @@ REPORT_JSON = "report.json"
 _KINTREE_ROOT = 4294967295
 
 # `meta` fields copied into report.json when they are scalars or short strings.
-_META_FIELDS = ("mmhuman3d_version", "mmcv_version", "epoch", "iter", "time",
-                "seed", "exp_name")
+_META_FIELDS = (
+  "mmhuman3d_version",
+  "mmcv_version",
+  "epoch",
+  "iter",
+  "time",
+  "seed",
+  "exp_name",
+)
 
-_SMPL_REQUIRED = ("smpl.v_template", "smpl.shapedirs", "smpl.posedirs",
-                  "smpl.J_regressor", "smpl.lbs_weights", "smpl.faces_tensor",
-                  "smpl.parents")
+_SMPL_REQUIRED = (
+  "smpl.v_template",
+  "smpl.shapedirs",
+  "smpl.posedirs",
+  "smpl.J_regressor",
+  "smpl.lbs_weights",
+  "smpl.faces_tensor",
+  "smpl.parents",
+)
 
 
 class ConversionError(ValueError):
@@ -65,8 +85,9 @@ class ConversionError(ValueError):
 # -----------------------------------------------------------------------------
 
 
-def extract_state_dict(obj: Any, source: str = "<checkpoint>"
-                       ) -> tuple[dict[str, np.ndarray], bool]:
+def extract_state_dict(
+  obj: Any, source: str = "<checkpoint>"
+) -> tuple[dict[str, np.ndarray], bool]:
   """Finds the state_dict in a loaded checkpoint and strips ``module.``.
 
   Args:
@@ -84,69 +105,87 @@ def extract_state_dict(obj: Any, source: str = "<checkpoint>"
   """
   if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
     raw = obj["state_dict"]
-  elif (isinstance(obj, Mapping) and obj
-        and all(isinstance(v, np.ndarray) for v in obj.values())):
+  elif (
+    isinstance(obj, Mapping)
+    and obj
+    and all(isinstance(v, np.ndarray) for v in obj.values())
+  ):
     raw = obj  # a bare state_dict (e.g. torchvision's released weights).
   else:
-    what = (f"a dict with keys {sorted(map(str, obj))[:8]}"
-            if isinstance(obj, Mapping) else type(obj).__name__)
+    what = (
+      f"a dict with keys {sorted(map(str, obj))[:8]}"
+      if isinstance(obj, Mapping)
+      else type(obj).__name__
+    )
     raise ConversionError(
-        f"{source}: no 'state_dict' in the checkpoint (found {what}); expected "
-        "an mmhuman3d/mmcv checkpoint or a bare state_dict")
+      f"{source}: no 'state_dict' in the checkpoint (found {what}); expected "
+      "an mmhuman3d/mmcv checkpoint or a bare state_dict"
+    )
   state_dict: dict[str, np.ndarray] = {}
   stripped = False
   for key, value in raw.items():
     if not isinstance(key, str):
       raise ConversionError(f"{source}: state_dict key {key!r} is not a string")
     if not isinstance(value, np.ndarray):
-      raise ConversionError(f"{source}: state_dict entry '{key}' is a "
-                            f"{type(value).__name__}, not a tensor")
+      raise ConversionError(
+        f"{source}: state_dict entry '{key}' is a "
+        f"{type(value).__name__}, not a tensor"
+      )
     new_key = weight_mapping.strip_module_prefix(key)
     stripped |= new_key != key
     if new_key in state_dict:
-      raise ConversionError(f"{source}: keys '{key}' and '{new_key}' collide "
-                            "once the 'module.' prefix is stripped")
+      raise ConversionError(
+        f"{source}: keys '{key}' and '{new_key}' collide "
+        "once the 'module.' prefix is stripped"
+      )
     state_dict[new_key] = value
   return state_dict, stripped
 
 
-def _check_hybrik_architecture(state_dict: Mapping[str, np.ndarray],
-                               source: str) -> None:
+def _check_hybrik_architecture(
+  state_dict: Mapping[str, np.ndarray], source: str
+) -> None:
   """Early, readable refusal of checkpoints of another architecture."""
   keys = list(state_dict)
   if not any(k.startswith(("backbone.", "head.")) for k in keys):
     if "conv1.weight" in state_dict and "fc.weight" in state_dict:
       raise ConversionError(
-          f"{source}: this is a bare torchvision ResNet state_dict, not an "
-          "mmhuman3d HybrIK checkpoint (use --torchvision to convert it as "
-          "backbone initialisation)")
+        f"{source}: this is a bare torchvision ResNet state_dict, not an "
+        "mmhuman3d HybrIK checkpoint (use --torchvision to convert it as "
+        "backbone initialisation)"
+      )
     if any(k.startswith("preact.") for k in keys):
       raise ConversionError(
-          f"{source}: this is an upstream HybrIK checkpoint (preact.* keys); "
-          "only mmhuman3d's resnet34_hybrik_mixed layout is supported")
+        f"{source}: this is an upstream HybrIK checkpoint (preact.* keys); "
+        "only mmhuman3d's resnet34_hybrik_mixed layout is supported"
+      )
     raise ConversionError(
-        f"{source}: no backbone.*/head.* keys; not an mmhuman3d HybrIK "
-        f"checkpoint (first keys: {keys[:5]})")
-  bottleneck = [k for k in keys
-                if re.fullmatch(r"backbone\.layer\d\.\d+\.conv3\.weight", k)]
+      f"{source}: no backbone.*/head.* keys; not an mmhuman3d HybrIK "
+      f"checkpoint (first keys: {keys[:5]})"
+    )
+  bottleneck = [
+    k for k in keys if re.fullmatch(r"backbone\.layer\d\.\d+\.conv3\.weight", k)
+  ]
   if bottleneck:
     raise ConversionError(
-        f"{source}: the backbone has Bottleneck blocks ('{bottleneck[0]}'): a "
-        "ResNet-50/101/152 checkpoint; hybrik-jax implements "
-        "resnet34_hybrik_mixed (ResNet-34 BasicBlocks)")
+      f"{source}: the backbone has Bottleneck blocks ('{bottleneck[0]}'): a "
+      "ResNet-50/101/152 checkpoint; hybrik-jax implements "
+      "resnet34_hybrik_mixed (ResNet-34 BasicBlocks)"
+    )
   if "head.deccam.weight" in state_dict:
     raise ConversionError(
-        f"{source}: head has 'deccam' (upstream HybrIK SMPLCam model), which "
-        "is not the resnet34_hybrik_mixed architecture")
+      f"{source}: head has 'deccam' (upstream HybrIK SMPLCam model), which "
+      "is not the resnet34_hybrik_mixed architecture"
+    )
 
 
 def _is_ignored(key: str) -> bool:
   return key.startswith("smpl.") or key.endswith("num_batches_tracked")
 
 
-def smpl_arrays_from_state_dict(state_dict: Mapping[str, np.ndarray],
-                                source: str = "<checkpoint>"
-                                ) -> dict[str, np.ndarray] | None:
+def smpl_arrays_from_state_dict(
+  state_dict: Mapping[str, np.ndarray], source: str = "<checkpoint>"
+) -> dict[str, np.ndarray] | None:
   """The checkpoint's ``smpl.*`` buffers in the official SMPL key layout.
 
   Args:
@@ -172,14 +211,17 @@ def smpl_arrays_from_state_dict(state_dict: Mapping[str, np.ndarray],
     return None
   missing = [k for k in _SMPL_REQUIRED if k not in state_dict]
   if missing:
-    raise ConversionError(f"{source}: incomplete SMPL buffers: missing "
-                          f"{missing}")
+    raise ConversionError(
+      f"{source}: incomplete SMPL buffers: missing {missing}"
+    )
 
   def get(key: str, ndim: int) -> np.ndarray:
     value = state_dict[key]
     if value.ndim != ndim:
-      raise ConversionError(f"{source}: '{key}' has shape {list(value.shape)}, "
-                            f"expected {ndim} dimensions")
+      raise ConversionError(
+        f"{source}: '{key}' has shape {list(value.shape)}, "
+        f"expected {ndim} dimensions"
+      )
     return value
 
   v_template = get("smpl.v_template", 2)  # [V, 3]
@@ -188,51 +230,62 @@ def smpl_arrays_from_state_dict(state_dict: Mapping[str, np.ndarray],
   def expect(key: str, value: np.ndarray, shape: tuple) -> np.ndarray:
     if tuple(value.shape) != shape:
       raise ConversionError(
-          f"{source}: '{key}' has shape {list(value.shape)}, expected "
-          f"{list(shape)} (V = {num_verts} vertices from smpl.v_template)")
+        f"{source}: '{key}' has shape {list(value.shape)}, expected "
+        f"{list(shape)} (V = {num_verts} vertices from smpl.v_template)"
+      )
     return value
 
   expect("smpl.v_template", v_template, (num_verts, 3))
   shapedirs = get("smpl.shapedirs", 3)  # [V, 3, NB]
   expect("smpl.shapedirs", shapedirs, (num_verts, 3, shapedirs.shape[2]))
-  posedirs = expect("smpl.posedirs", get("smpl.posedirs", 2),
-                    (207, num_verts * 3))  # [207, V*3]
-  j_regressor = expect("smpl.J_regressor", get("smpl.J_regressor", 2),
-                       (24, num_verts))
-  weights = expect("smpl.lbs_weights", get("smpl.lbs_weights", 2),
-                   (num_verts, 24))
+  posedirs = expect(
+    "smpl.posedirs", get("smpl.posedirs", 2), (207, num_verts * 3)
+  )  # [207, V*3]
+  j_regressor = expect(
+    "smpl.J_regressor", get("smpl.J_regressor", 2), (24, num_verts)
+  )
+  weights = expect(
+    "smpl.lbs_weights", get("smpl.lbs_weights", 2), (num_verts, 24)
+  )
   faces = get("smpl.faces_tensor", 2)  # [F, 3]
   expect("smpl.faces_tensor", faces, (faces.shape[0], 3))
   if faces.size and (faces.min() < 0 or faces.max() >= num_verts):
-    raise ConversionError(f"{source}: 'smpl.faces_tensor' indexes vertices "
-                          f"outside [0, {num_verts})")
+    raise ConversionError(
+      f"{source}: 'smpl.faces_tensor' indexes vertices outside [0, {num_verts})"
+    )
   parents = get("smpl.parents", 1)
   if parents.shape[0] < 24:
     raise ConversionError(
-        f"{source}: 'smpl.parents' has shape {list(parents.shape)}, expected "
-        "at least 24 entries")
+      f"{source}: 'smpl.parents' has shape {list(parents.shape)}, expected "
+      "at least 24 entries"
+    )
   parents24 = parents[:24].astype(np.int64)
   if parents24.tolist() != list(tables.SMPL_PARENTS):
     raise ConversionError(
-        f"{source}: 'smpl.parents'[:24] = {parents24.tolist()} is not the SMPL "
-        "kinematic tree")
-  kintree = np.stack([np.where(parents24 < 0, _KINTREE_ROOT, parents24),
-                      np.arange(24, dtype=np.int64)]).astype(np.int64)
+      f"{source}: 'smpl.parents'[:24] = {parents24.tolist()} is not the SMPL "
+      "kinematic tree"
+    )
+  kintree = np.stack(
+    [
+      np.where(parents24 < 0, _KINTREE_ROOT, parents24),
+      np.arange(24, dtype=np.int64),
+    ]
+  ).astype(np.int64)
   out = {
-      "v_template": np.ascontiguousarray(v_template),
-      "shapedirs": np.ascontiguousarray(shapedirs),
-      # [207, V*3] -> [V*3, 207] -> [V, 3, 207]
-      "posedirs": np.ascontiguousarray(posedirs.T.reshape(num_verts, 3, 207)),
-      "J_regressor": np.ascontiguousarray(j_regressor),
-      "weights": np.ascontiguousarray(weights),
-      "f": faces.astype(np.uint32),
-      "kintree_table": kintree,  # [2, 24]
+    "v_template": np.ascontiguousarray(v_template),
+    "shapedirs": np.ascontiguousarray(shapedirs),
+    # [207, V*3] -> [V*3, 207] -> [V, 3, 207]
+    "posedirs": np.ascontiguousarray(posedirs.T.reshape(num_verts, 3, 207)),
+    "J_regressor": np.ascontiguousarray(j_regressor),
+    "weights": np.ascontiguousarray(weights),
+    "f": faces.astype(np.uint32),
+    "kintree_table": kintree,  # [2, 24]
   }
   if "smpl.joints_regressor_extra" in state_dict:
     extra = get("smpl.joints_regressor_extra", 2)
     out["J_regressor_extra"] = np.ascontiguousarray(
-        expect("smpl.joints_regressor_extra", extra,
-               (extra.shape[0], num_verts)))
+      expect("smpl.joints_regressor_extra", extra, (extra.shape[0], num_verts))
+    )
   return out
 
 
@@ -254,8 +307,10 @@ def _check_out_dir(out_dir: str, overwrite: bool) -> None:
     if not os.path.isdir(out_dir):
       raise ConversionError(f"{out_dir}: exists and is not a folder")
     if os.listdir(out_dir) and not overwrite:
-      raise ConversionError(f"{out_dir}: folder exists and is not empty "
-                            "(pass overwrite=True / --overwrite to replace it)")
+      raise ConversionError(
+        f"{out_dir}: folder exists and is not empty "
+        "(pass overwrite=True / --overwrite to replace it)"
+      )
 
 
 def _to_numpy_tree(tree: Any) -> Any:
@@ -288,21 +343,28 @@ def _json_safe(value: Any) -> Any:
   return None
 
 
-def _write_output(out_dir: str, overwrite: bool, variables: Any,
-                  report: dict, smpl: dict[str, np.ndarray] | None) -> None:
+def _write_output(
+  out_dir: str,
+  overwrite: bool,
+  variables: Any,
+  report: dict,
+  smpl: dict[str, np.ndarray] | None,
+) -> None:
   """Writes everything into a temporary sibling folder, then renames it."""
   import orbax.checkpoint as ocp
 
   out_dir = os.path.abspath(out_dir)
   parent = os.path.dirname(out_dir)
   os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-",
-                         dir=parent)
+  tmp = tempfile.mkdtemp(
+    prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent
+  )
   old = None
   try:
     with ocp.StandardCheckpointer() as checkpointer:
-      checkpointer.save(os.path.join(tmp, VARIABLES_DIR),
-                        _to_numpy_tree(variables))
+      checkpointer.save(
+        os.path.join(tmp, VARIABLES_DIR), _to_numpy_tree(variables)
+      )
       checkpointer.wait_until_finished()
     if smpl is not None:
       np.savez(os.path.join(tmp, SMPL_NPZ), **smpl)
@@ -311,8 +373,9 @@ def _write_output(out_dir: str, overwrite: bool, variables: Any,
       f.write("\n")
     if os.path.exists(out_dir):
       _check_out_dir(out_dir, overwrite)  # unchanged since the first check?
-      old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-",
-                             dir=parent)
+      old = tempfile.mkdtemp(
+        prefix=f".{os.path.basename(out_dir)}.old-", dir=parent
+      )
       os.rename(out_dir, os.path.join(old, "replaced"))
     os.rename(tmp, out_dir)
     tmp = None
@@ -325,14 +388,14 @@ def _write_output(out_dir: str, overwrite: bool, variables: Any,
 
 def _base_report(ckpt_path: str, kind: str) -> dict:
   return {
-      "kind": kind,
-      "hybrik_jax_version": hybrik_jax.__version__,
-      "source": {
-          "file": os.path.basename(ckpt_path),
-          "sha256": _sha256(ckpt_path),
-          "bytes": os.path.getsize(ckpt_path),
-      },
-      "variables_dir": VARIABLES_DIR,
+    "kind": kind,
+    "hybrik_jax_version": hybrik_jax.__version__,
+    "source": {
+      "file": os.path.basename(ckpt_path),
+      "sha256": _sha256(ckpt_path),
+      "bytes": os.path.getsize(ckpt_path),
+    },
+    "variables_dir": VARIABLES_DIR,
   }
 
 
@@ -342,8 +405,12 @@ def _variables_summary(variables: Mapping[str, Any]) -> dict:
     arrays, scalars = _count(tree)
     per_collection[name] = {"arrays": arrays, "scalars": scalars}
   arrays, scalars = _count(variables)
-  return {"collections": per_collection, "arrays": arrays, "scalars": scalars,
-          "params": per_collection.get("params", {}).get("scalars", 0)}
+  return {
+    "collections": per_collection,
+    "arrays": arrays,
+    "scalars": scalars,
+    "params": per_collection.get("params", {}).get("scalars", 0),
+  }
 
 
 # -----------------------------------------------------------------------------
@@ -351,9 +418,12 @@ def _variables_summary(variables: Mapping[str, Any]) -> dict:
 # -----------------------------------------------------------------------------
 
 
-def convert_checkpoint(ckpt_path: str | os.PathLike,
-                       out_dir: str | os.PathLike, *,
-                       overwrite: bool = False) -> dict:
+def convert_checkpoint(
+  ckpt_path: str | os.PathLike,
+  out_dir: str | os.PathLike,
+  *,
+  overwrite: bool = False,
+) -> dict:
   """Converts an mmhuman3d ``resnet34_hybrik_mixed`` checkpoint.
 
   Args:
@@ -382,8 +452,9 @@ def convert_checkpoint(ckpt_path: str | os.PathLike,
   obj = torch_format.load_torch_checkpoint(ckpt_path)
   state_dict, stripped = extract_state_dict(obj, ckpt_path)
   _check_hybrik_architecture(state_dict, ckpt_path)
-  variables = weight_mapping.state_dict_to_variables(state_dict,
-                                                     source=ckpt_path)
+  variables = weight_mapping.state_dict_to_variables(
+    state_dict, source=ckpt_path
+  )
   smpl = smpl_arrays_from_state_dict(state_dict, ckpt_path)
 
   ignored = [k for k in state_dict if _is_ignored(k)]
@@ -392,31 +463,41 @@ def convert_checkpoint(ckpt_path: str | os.PathLike,
   if isinstance(meta, Mapping):
     report["meta"] = {k: _json_safe(meta[k]) for k in _META_FIELDS if k in meta}
     report["meta_keys"] = sorted(str(k) for k in meta)
-  report["container_keys"] = (sorted(str(k) for k in obj)
-                              if isinstance(obj, Mapping) else None)
+  report["container_keys"] = (
+    sorted(str(k) for k in obj) if isinstance(obj, Mapping) else None
+  )
   report["module_prefix_stripped"] = stripped
   report["tensors"] = {
-      "total": len(state_dict),
-      "mapped": len(state_dict) - len(ignored),
-      "ignored": len(ignored),
-      "ignored_smpl": sum(k.startswith("smpl.") for k in ignored),
-      "ignored_num_batches_tracked":
-          sum(k.endswith("num_batches_tracked") for k in ignored),
+    "total": len(state_dict),
+    "mapped": len(state_dict) - len(ignored),
+    "ignored": len(ignored),
+    "ignored_smpl": sum(k.startswith("smpl.") for k in ignored),
+    "ignored_num_batches_tracked": sum(
+      k.endswith("num_batches_tracked") for k in ignored
+    ),
   }
   report["variables"] = _variables_summary(variables)
   report["smpl_neutral"] = (
-      None if smpl is None else
-      {"file": SMPL_NPZ, "num_vertices": int(smpl["v_template"].shape[0]),
-       "num_faces": int(smpl["f"].shape[0]),
-       "num_betas": int(smpl["shapedirs"].shape[2]),
-       "has_J_regressor_extra": "J_regressor_extra" in smpl})
+    None
+    if smpl is None
+    else {
+      "file": SMPL_NPZ,
+      "num_vertices": int(smpl["v_template"].shape[0]),
+      "num_faces": int(smpl["f"].shape[0]),
+      "num_betas": int(smpl["shapedirs"].shape[2]),
+      "has_J_regressor_extra": "J_regressor_extra" in smpl,
+    }
+  )
   _write_output(out_dir, overwrite, variables, report, smpl)
   return report
 
 
-def convert_torchvision_resnet34(pth_path: str | os.PathLike,
-                                 out_dir: str | os.PathLike, *,
-                                 overwrite: bool = False) -> dict:
+def convert_torchvision_resnet34(
+  pth_path: str | os.PathLike,
+  out_dir: str | os.PathLike,
+  *,
+  overwrite: bool = False,
+) -> dict:
   """Converts torchvision's ImageNet ResNet-34 weights (backbone init).
 
   Args:
@@ -442,18 +523,25 @@ def convert_torchvision_resnet34(pth_path: str | os.PathLike,
   state_dict, stripped = extract_state_dict(obj, pth_path)
   if any(k.startswith(("backbone.", "head.")) for k in state_dict):
     raise ConversionError(
-        f"{pth_path}: this is a full HybrIK checkpoint (backbone.*/head.* "
-        "keys), not torchvision ResNet weights; convert it without "
-        "--torchvision")
+      f"{pth_path}: this is a full HybrIK checkpoint (backbone.*/head.* "
+      "keys), not torchvision ResNet weights; convert it without "
+      "--torchvision"
+    )
   variables = weight_mapping.torchvision_resnet34_to_backbone(
-      state_dict, source=pth_path)
+    state_dict, source=pth_path
+  )
   report = _base_report(pth_path, "torchvision_resnet34")
   report["module_prefix_stripped"] = stripped
-  ignored = [k for k in state_dict
-             if k.startswith("fc.") or k.endswith("num_batches_tracked")]
-  report["tensors"] = {"total": len(state_dict),
-                       "mapped": len(state_dict) - len(ignored),
-                       "ignored": len(ignored)}
+  ignored = [
+    k
+    for k in state_dict
+    if k.startswith("fc.") or k.endswith("num_batches_tracked")
+  ]
+  report["tensors"] = {
+    "total": len(state_dict),
+    "mapped": len(state_dict) - len(ignored),
+    "ignored": len(ignored),
+  }
   report["variables"] = _variables_summary(variables)
   report["smpl_neutral"] = None
   _write_output(out_dir, overwrite, variables, report, None)
@@ -477,8 +565,10 @@ def load_converted(out_dir: str | os.PathLike) -> dict:
 
   path = os.path.join(os.path.abspath(os.fspath(out_dir)), VARIABLES_DIR)
   if not os.path.isdir(path):
-    raise ConversionError(f"{out_dir}: no '{VARIABLES_DIR}/' checkpoint here; "
-                          "run convert_torch_weights.py first")
+    raise ConversionError(
+      f"{out_dir}: no '{VARIABLES_DIR}/' checkpoint here; "
+      "run convert_torch_weights.py first"
+    )
   with ocp.StandardCheckpointer() as checkpointer:
     return checkpointer.restore(path)
 

@@ -29,14 +29,15 @@ arrays (``bfloat16`` as ``float32``), nested in the original dicts,
 
 from __future__ import annotations
 
-import collections
 import _codecs
+import collections
 import dataclasses
 import io
 import os
 import pickle
 import zipfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.lib import stride_tricks
@@ -51,9 +52,10 @@ _MAX_ARCHIVE_VERSION = 10
 
 # torch.save of torch < 1.6 ("legacy" format): a protocol-2 pickle of this
 # magic number first (or, before that, a tar archive).
-_LEGACY_MAGIC_NUMBER = 0x1950a86a20f9469cfc6c
-_LEGACY_MAGIC = (b"\x80\x02\x8a\x0a" +
-                 _LEGACY_MAGIC_NUMBER.to_bytes(10, "little"))
+_LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + _LEGACY_MAGIC_NUMBER.to_bytes(
+  10, "little"
+)
 _LEGACY_PROTOCOL = 1001
 
 
@@ -71,6 +73,7 @@ class _StorageType:
       ``UntypedStorage`` (whose ``numel`` counts bytes).
     bfloat16: elements are bfloat16 bit patterns (stored as ``uint16``).
   """
+
   name: str
   dtype: np.dtype
   bfloat16: bool = False
@@ -79,34 +82,43 @@ class _StorageType:
 @dataclasses.dataclass(frozen=True)
 class _TorchDtype:
   """Stand-in for a ``torch.<dtype>`` global (``_rebuild_tensor_v3``)."""
+
   name: str
   dtype: np.dtype
   bfloat16: bool = False
 
 
 _STORAGE_DTYPES = {
-    "DoubleStorage": ("<f8", False),
-    "FloatStorage": ("<f4", False),
-    "HalfStorage": ("<f2", False),
-    "BFloat16Storage": ("<u2", True),
-    "LongStorage": ("<i8", False),
-    "IntStorage": ("<i4", False),
-    "ShortStorage": ("<i2", False),
-    "CharStorage": ("i1", False),
-    "ByteStorage": ("u1", False),
-    "BoolStorage": ("?", False),
-    "UntypedStorage": ("u1", False),
+  "DoubleStorage": ("<f8", False),
+  "FloatStorage": ("<f4", False),
+  "HalfStorage": ("<f2", False),
+  "BFloat16Storage": ("<u2", True),
+  "LongStorage": ("<i8", False),
+  "IntStorage": ("<i4", False),
+  "ShortStorage": ("<i2", False),
+  "CharStorage": ("i1", False),
+  "ByteStorage": ("u1", False),
+  "BoolStorage": ("?", False),
+  "UntypedStorage": ("u1", False),
 }
 
 _TORCH_DTYPES = {
-    "float64": ("<f8", False), "double": ("<f8", False),
-    "float32": ("<f4", False), "float": ("<f4", False),
-    "float16": ("<f2", False), "half": ("<f2", False),
-    "bfloat16": ("<u2", True),
-    "int64": ("<i8", False), "long": ("<i8", False),
-    "int32": ("<i4", False), "int": ("<i4", False),
-    "int16": ("<i2", False), "short": ("<i2", False),
-    "int8": ("i1", False), "uint8": ("u1", False), "bool": ("?", False),
+  "float64": ("<f8", False),
+  "double": ("<f8", False),
+  "float32": ("<f4", False),
+  "float": ("<f4", False),
+  "float16": ("<f2", False),
+  "half": ("<f2", False),
+  "bfloat16": ("<u2", True),
+  "int64": ("<i8", False),
+  "long": ("<i8", False),
+  "int32": ("<i4", False),
+  "int": ("<i4", False),
+  "int16": ("<i2", False),
+  "short": ("<i2", False),
+  "int8": ("i1", False),
+  "uint8": ("u1", False),
+  "bool": ("?", False),
 }
 
 
@@ -127,8 +139,9 @@ class _Storage:
     dtype = np.dtype(dtype)
     if self._big_endian:
       dtype = dtype.newbyteorder(">")
-    flat = np.frombuffer(self._raw, dtype=dtype, count=count,
-                         offset=offset * dtype.itemsize)
+    flat = np.frombuffer(
+      self._raw, dtype=dtype, count=count, offset=offset * dtype.itemsize
+    )
     if not flat.dtype.isnative:
       flat = flat.astype(flat.dtype.newbyteorder("="))
     return flat
@@ -141,6 +154,7 @@ class _TypedStorage:
   ``storage`` is None while scanning a legacy file (types only); ``offset``
   (elements) is non-zero only for the legacy format's storage views.
   """
+
   storage: _Storage | None
   key: str
   dtype: np.dtype
@@ -165,8 +179,13 @@ class _Reader:
     big_endian: storages are big-endian.
   """
 
-  def __init__(self, path: str, fetch: Callable[[str], bytes] | None,
-               describe: Callable[[str], str], big_endian: bool = False):
+  def __init__(
+    self,
+    path: str,
+    fetch: Callable[[str], bytes] | None,
+    describe: Callable[[str], str],
+    big_endian: bool = False,
+  ):
     self.path = path
     self.fetch = fetch
     self.describe = describe
@@ -187,45 +206,56 @@ class _Reader:
       typename = typename.decode("ascii", "replace")
     if typename == "module":
       raise self.error(
-          "the pickle holds a whole nn.Module (persistent id 'module'); only "
-          "state_dicts and plain containers are supported: save "
-          "model.state_dict() instead")
+        "the pickle holds a whole nn.Module (persistent id 'module'); only "
+        "state_dicts and plain containers are supported: save "
+        "model.state_dict() instead"
+      )
     if typename != "storage" or len(pid) not in (5, 6):
       raise self.error(
-          f"unsupported persistent id {pid!r} (expected ('storage', "
-          "storage_type, key, location, numel))")
+        f"unsupported persistent id {pid!r} (expected ('storage', "
+        "storage_type, key, location, numel))"
+      )
     storage_type, key, numel = pid[1], pid[2], pid[4]
     view = pid[5] if len(pid) == 6 else None
     if isinstance(key, bytes):
       key = key.decode("ascii", "replace")
     if not isinstance(storage_type, _StorageType):
-      raise self.error(f"persistent id names an unknown storage type "
-                       f"{storage_type!r} (storage {key!r})")
+      raise self.error(
+        f"persistent id names an unknown storage type "
+        f"{storage_type!r} (storage {key!r})"
+      )
     if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
       raise self.error(f"malformed persistent id {pid!r}")
     self.storage_types.setdefault(key, storage_type)
     offset = 0
     if view is not None:  # legacy storage view: (view_key, offset, size)
-      if not (isinstance(view, tuple) and len(view) == 3
-              and all(isinstance(v, int) and v >= 0 for v in view[1:])):
+      if not (
+        isinstance(view, tuple)
+        and len(view) == 3
+        and all(isinstance(v, int) and v >= 0 for v in view[1:])
+      ):
         raise self.error(f"malformed storage view {view!r} of {key!r}")
       offset, view_numel = view[1], view[2]
       if offset + view_numel > numel:
-        raise self.error(f"storage view {view!r} exceeds storage {key!r} of "
-                         f"{numel} elements")
+        raise self.error(
+          f"storage view {view!r} exceeds storage {key!r} of {numel} elements"
+        )
       numel = view_numel
     if self.fetch is None:
-      return _TypedStorage(None, key, storage_type.dtype, numel,
-                           storage_type.bfloat16, offset)
+      return _TypedStorage(
+        None, key, storage_type.dtype, numel, storage_type.bfloat16, offset
+      )
     storage = self._storage(key)
     need = (offset + numel) * storage_type.dtype.itemsize
     if storage.nbytes < need:
       raise self.error(
-          f"{self.describe(key)} holds {storage.nbytes} bytes but the pickle "
-          f"declares {offset + numel} x {storage_type.name} elements "
-          f"({need} bytes); the file is truncated or corrupt")
-    return _TypedStorage(storage, key, storage_type.dtype, numel,
-                         storage_type.bfloat16, offset)
+        f"{self.describe(key)} holds {storage.nbytes} bytes but the pickle "
+        f"declares {offset + numel} x {storage_type.name} elements "
+        f"({need} bytes); the file is truncated or corrupt"
+      )
+    return _TypedStorage(
+      storage, key, storage_type.dtype, numel, storage_type.bfloat16, offset
+    )
 
   def _storage(self, key: str) -> _Storage:
     if key not in self.storages:
@@ -233,58 +263,90 @@ class _Reader:
     return self.storages[key]
 
   # -- tensor rebuild functions -----------------------------------------------
-  def rebuild_tensor(self, storage, storage_offset, size, stride,
-                     *unused_args) -> np.ndarray:
+  def rebuild_tensor(
+    self, storage, storage_offset, size, stride, *unused_args
+  ) -> np.ndarray:
     """``_rebuild_tensor`` / ``_rebuild_tensor_v2`` -> numpy array."""
     if not isinstance(storage, _TypedStorage):
-      raise self.error(f"tensor rebuilt from {type(storage).__name__}, "
-                       "expected a storage persistent id")
-    return self._as_array(storage, storage.dtype, storage.bfloat16,
-                          storage_offset, size, stride)
+      raise self.error(
+        f"tensor rebuilt from {type(storage).__name__}, "
+        "expected a storage persistent id"
+      )
+    return self._as_array(
+      storage, storage.dtype, storage.bfloat16, storage_offset, size, stride
+    )
 
-  def rebuild_tensor_v3(self, storage, storage_offset, size, stride,
-                        requires_grad, backward_hooks, dtype,
-                        *unused_args) -> np.ndarray:
+  def rebuild_tensor_v3(
+    self,
+    storage,
+    storage_offset,
+    size,
+    stride,
+    requires_grad,
+    backward_hooks,
+    dtype,
+    *unused_args,
+  ) -> np.ndarray:
     """``_rebuild_tensor_v3`` (dtype given explicitly) -> numpy array."""
     del requires_grad, backward_hooks
     if not isinstance(storage, _TypedStorage):
-      raise self.error(f"tensor rebuilt from {type(storage).__name__}, "
-                       "expected a storage persistent id")
+      raise self.error(
+        f"tensor rebuilt from {type(storage).__name__}, "
+        "expected a storage persistent id"
+      )
     if not isinstance(dtype, _TorchDtype):
       raise self.error(f"unsupported tensor dtype {dtype!r}")
-    return self._as_array(storage, dtype.dtype, dtype.bfloat16,
-                          storage_offset, size, stride)
+    return self._as_array(
+      storage, dtype.dtype, dtype.bfloat16, storage_offset, size, stride
+    )
 
-  def _as_array(self, storage: _TypedStorage, dtype: np.dtype, bfloat16: bool,
-                storage_offset, size, stride) -> np.ndarray | None:
+  def _as_array(
+    self,
+    storage: _TypedStorage,
+    dtype: np.dtype,
+    bfloat16: bool,
+    storage_offset,
+    size,
+    stride,
+  ) -> np.ndarray | None:
     key = storage.key
-    if not (isinstance(storage_offset, int) and storage_offset >= 0
-            and isinstance(size, tuple) and isinstance(stride, tuple)
-            and len(size) == len(stride)
-            and all(isinstance(s, int) and s >= 0 for s in size + stride)):
+    if not (
+      isinstance(storage_offset, int)
+      and storage_offset >= 0
+      and isinstance(size, tuple)
+      and isinstance(stride, tuple)
+      and len(size) == len(stride)
+      and all(isinstance(s, int) and s >= 0 for s in size + stride)
+    ):
       raise self.error(
-          f"malformed tensor metadata for storage {key!r}: offset "
-          f"{storage_offset!r}, size {size!r}, stride {stride!r}")
+        f"malformed tensor metadata for storage {key!r}: offset "
+        f"{storage_offset!r}, size {size!r}, stride {stride!r}"
+      )
     dtype = np.dtype(dtype)
     numel = storage.numel * storage.dtype.itemsize // dtype.itemsize
     shape = tuple(size)
     if 0 in shape:
-      return np.zeros(shape,
-                      np.float32 if bfloat16 else dtype.newbyteorder("="))
+      return np.zeros(
+        shape, np.float32 if bfloat16 else dtype.newbyteorder("=")
+      )
     last = storage_offset + sum((n - 1) * s for n, s in zip(shape, stride))
     if last >= numel:
       raise self.error(
-          f"storage {key!r} is too small for a tensor of shape {list(shape)} "
-          f"(offset {storage_offset}, stride {list(stride)}): needs "
-          f"{last + 1} elements, has {numel}")
+        f"storage {key!r} is too small for a tensor of shape {list(shape)} "
+        f"(offset {storage_offset}, stride {list(stride)}): needs "
+        f"{last + 1} elements, has {numel}"
+      )
     if storage.storage is None:  # scanning for storage types only
       return None
     base = storage.offset * storage.dtype.itemsize // dtype.itemsize
     flat = storage.storage.view(dtype, numel, base)  # [numel]
     item = flat.dtype.itemsize
     view = stride_tricks.as_strided(
-        flat[storage_offset:], shape=shape,
-        strides=tuple(s * item for s in stride), writeable=False)
+      flat[storage_offset:],
+      shape=shape,
+      strides=tuple(s * item for s in stride),
+      writeable=False,
+    )
     out = np.array(view, copy=True, order="C")
     if bfloat16:
       out = _bfloat16_to_float32(out)
@@ -297,18 +359,17 @@ class _Reader:
   # -- allow-list -------------------------------------------------------------
   def allowed_globals(self) -> dict[tuple[str, str], Any]:
     allowed: dict[tuple[str, str], Any] = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("torch._utils", "_rebuild_tensor"): self.rebuild_tensor,
-        ("torch._utils", "_rebuild_tensor_v2"): self.rebuild_tensor,
-        ("torch._utils", "_rebuild_tensor_v3"): self.rebuild_tensor_v3,
-        ("torch._utils", "_rebuild_parameter"): self.rebuild_parameter,
-        ("torch._utils", "_rebuild_parameter_with_state"):
-            self.rebuild_parameter,
-        # Harmless values that mmcv `meta` dicts may hold.
-        ("builtins", "set"): set,
-        ("builtins", "frozenset"): frozenset,
-        ("__builtin__", "set"): set,
-        ("_codecs", "encode"): _latin1_encode,
+      ("collections", "OrderedDict"): collections.OrderedDict,
+      ("torch._utils", "_rebuild_tensor"): self.rebuild_tensor,
+      ("torch._utils", "_rebuild_tensor_v2"): self.rebuild_tensor,
+      ("torch._utils", "_rebuild_tensor_v3"): self.rebuild_tensor_v3,
+      ("torch._utils", "_rebuild_parameter"): self.rebuild_parameter,
+      ("torch._utils", "_rebuild_parameter_with_state"): self.rebuild_parameter,
+      # Harmless values that mmcv `meta` dicts may hold.
+      ("builtins", "set"): set,
+      ("builtins", "frozenset"): frozenset,
+      ("__builtin__", "set"): set,
+      ("_codecs", "encode"): _latin1_encode,
     }
     for name, (dtype, bf16) in _STORAGE_DTYPES.items():
       stand_in = _StorageType(name, np.dtype(dtype), bf16)
@@ -326,13 +387,15 @@ def _latin1_encode(obj: str, encoding: str = "utf-8") -> bytes:
   """``_codecs.encode`` as protocol-2 pickles use it for bytes (latin1 only)."""
   if encoding not in ("latin1", "latin-1") or not isinstance(obj, str):
     raise safe_pickle.UnsafePickleError(
-        f"refusing _codecs.encode({type(obj).__name__}, {encoding!r}): only "
-        "latin1 byte strings are expected in a checkpoint")
+      f"refusing _codecs.encode({type(obj).__name__}, {encoding!r}): only "
+      "latin1 byte strings are expected in a checkpoint"
+    )
   return _codecs.encode(obj, "latin1")
 
 
-def _unpickle(reader: _Reader, stream: io.BytesIO, label: str,
-              allowed: dict | None = None) -> Any:
+def _unpickle(
+  reader: _Reader, stream: io.BytesIO, label: str, allowed: dict | None = None
+) -> Any:
   """Restricted unpickling of one pickle in ``stream``; errors name the file.
 
   Args:
@@ -342,37 +405,53 @@ def _unpickle(reader: _Reader, stream: io.BytesIO, label: str,
     allowed: allow-list override (``{}`` for the legacy header pickles).
   """
   unpickler = safe_pickle.RestrictedUnpickler(
-      stream, reader.allowed_globals() if allowed is None else allowed,
-      source=f"{reader.path} ({label})",
-      persistent_load=reader.persistent_load, encoding="latin1")
+    stream,
+    reader.allowed_globals() if allowed is None else allowed,
+    source=f"{reader.path} ({label})",
+    persistent_load=reader.persistent_load,
+    encoding="latin1",
+  )
   try:
     return unpickler.load()
   except (safe_pickle.UnsafePickleError, CheckpointFormatError):
     raise
-  except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
-          AttributeError, IndexError, KeyError, OverflowError,
-          MemoryError) as e:
+  except (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    OverflowError,
+    MemoryError,
+  ) as e:
     raise reader.error(
-        f"corrupt or truncated {label} ({type(e).__name__}: {e})") from None
+      f"corrupt or truncated {label} ({type(e).__name__}: {e})"
+    ) from None
 
 
 def _archive_prefix(path: str, names: list[str]) -> str:
   """The common top-level folder of all records, with a trailing slash."""
   if not names:
-    raise CheckpointFormatError(f"{path}: empty zip archive, not a torch "
-                                "checkpoint")
+    raise CheckpointFormatError(
+      f"{path}: empty zip archive, not a torch checkpoint"
+    )
   prefix = names[0].split("/", 1)[0] + "/" if "/" in names[0] else ""
   if f"{prefix}constants.pkl" in names or any(
-      n.startswith(f"{prefix}code/") for n in names):
+    n.startswith(f"{prefix}code/") for n in names
+  ):
     raise CheckpointFormatError(
-        f"{path}: a TorchScript archive (torch.jit.save), not a torch.save "
-        "checkpoint; save the model's state_dict with torch.save instead")
+      f"{path}: a TorchScript archive (torch.jit.save), not a torch.save "
+      "checkpoint; save the model's state_dict with torch.save instead"
+    )
   if f"{prefix}data.pkl" not in names:
     candidates = [n for n in names if n.endswith("data.pkl")]
     hint = f" (found {candidates[:3]})" if candidates else ""
     raise CheckpointFormatError(
-        f"{path}: zip archive without '{prefix}data.pkl'{hint}; not a "
-        "torch.save checkpoint")
+      f"{path}: zip archive without '{prefix}data.pkl'{hint}; not a "
+      "torch.save checkpoint"
+    )
   return prefix
 
 
@@ -382,7 +461,8 @@ def _load_zip(path: str) -> Any:
     zf = zipfile.ZipFile(path)
   except (zipfile.BadZipFile, EOFError, OSError) as e:
     raise CheckpointFormatError(
-        f"{path}: truncated or corrupt zip archive ({e})") from None
+      f"{path}: truncated or corrupt zip archive ({e})"
+    ) from None
   with zf:
     names = zf.namelist()
     prefix = _archive_prefix(path, names)
@@ -395,15 +475,17 @@ def _load_zip(path: str) -> Any:
         return zf.read(name)
       except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise CheckpointFormatError(
-            f"{path}: cannot read record '{name}' (truncated or corrupt "
-            f"archive: {e})") from None
+          f"{path}: cannot read record '{name}' (truncated or corrupt "
+          f"archive: {e})"
+        ) from None
 
     def fetch(key: str) -> bytes:
       name = f"{prefix}data/{key}"
       if name not in names:
         raise CheckpointFormatError(
-            f"{path}: missing {describe(key)} referenced by data.pkl; the "
-            "archive is incomplete")
+          f"{path}: missing {describe(key)} referenced by data.pkl; the "
+          "archive is incomplete"
+        )
       return read(name)
 
     def record(name: str) -> bytes | None:
@@ -416,15 +498,17 @@ def _load_zip(path: str) -> Any:
         version_int = int(version.decode("ascii").strip())
       except (UnicodeDecodeError, ValueError):
         raise reader.error(
-            f"unreadable archive version {version[:20]!r}") from None
+          f"unreadable archive version {version[:20]!r}"
+        ) from None
       if not 1 <= version_int <= _MAX_ARCHIVE_VERSION:
         raise reader.error(f"unsupported archive version {version_int}")
     byteorder = record("byteorder")
     if byteorder not in (None, b"little", b"big"):
       raise reader.error(f"unknown byteorder record {byteorder[:20]!r}")
     reader.big_endian = byteorder == b"big"
-    return _unpickle(reader, io.BytesIO(record("data.pkl")),
-                     f"{prefix}data.pkl")
+    return _unpickle(
+      reader, io.BytesIO(record("data.pkl")), f"{prefix}data.pkl"
+    )
 
 
 def _load_legacy(path: str) -> Any:
@@ -456,21 +540,25 @@ def _load_legacy(path: str) -> Any:
   raw: dict[str, bytes] = {}
   for key in keys:
     if key not in scan.storage_types:
-      raise scan.error(f"legacy storage {key!r} is not referenced by the "
-                       "pickle")
+      raise scan.error(
+        f"legacy storage {key!r} is not referenced by the pickle"
+      )
     header = stream.read(8)
     count = int.from_bytes(header, "little", signed=True)
     nbytes = count * scan.storage_types[key].dtype.itemsize
     data = stream.read(max(nbytes, 0))
     if len(header) < 8 or count < 0 or len(data) < nbytes:
-      raise scan.error(f"truncated legacy checkpoint: storage {key!r} "
-                       f"({count} elements) is incomplete")
+      raise scan.error(
+        f"truncated legacy checkpoint: storage {key!r} "
+        f"({count} elements) is incomplete"
+      )
     raw[key] = data
 
   def fetch(key: str) -> bytes:
     if key not in raw:
-      raise scan.error(f"legacy storage {key!r} is missing from the file's "
-                       "storage list")
+      raise scan.error(
+        f"legacy storage {key!r} is missing from the file's storage list"
+      )
     return raw[key]
 
   reader = _Reader(path, fetch, lambda key: f"legacy storage {key!r}")
@@ -512,8 +600,10 @@ def load_torch_checkpoint(path: str | os.PathLike) -> Any:
     return _load_legacy(path)
   if head[257:262] == b"ustar":
     raise CheckpointFormatError(
-        f"{path}: legacy torch tar format (torch <= 0.3) not supported; "
-        "re-save with torch>=1.6")
+      f"{path}: legacy torch tar format (torch <= 0.3) not supported; "
+      "re-save with torch>=1.6"
+    )
   raise CheckpointFormatError(
-      f"{path}: not a torch checkpoint (neither a torch.save zip archive nor "
-      "a legacy torch.save stream)")
+    f"{path}: not a torch checkpoint (neither a torch.save zip archive nor "
+    "a legacy torch.save stream)"
+  )

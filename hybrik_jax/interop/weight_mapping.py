@@ -29,7 +29,8 @@ reported in ONE ``WeightMappingError``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator, Mapping, Optional
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -39,14 +40,18 @@ from hybrik_jax.model import resnet
 # Shapes of the head, read from the Flax modules (one source of truth).
 HEAD_DECONV_DIM = tuple(head_lib.HybrIKHead.deconv_dim)
 BACKBONE_OUT = resnet.RESNET34_OUT_FEATURES
-NUM_HEATMAP_CHANNELS = head_lib.HybrIKHead.num_joints * head_lib.HybrIKHead.depth_dim
+NUM_HEATMAP_CHANNELS = (
+  head_lib.HybrIKHead.num_joints * head_lib.HybrIKHead.depth_dim
+)
 NUM_BETAS = head_lib.HybrIKHead.num_betas
 NUM_PHI = head_lib.HybrIKHead.num_twist * 2  # (cos, sin) per twist angle
 
-_BN_TORCH_TO_FLAX = (("weight", "params", "scale"),
-                     ("bias", "params", "bias"),
-                     ("running_mean", "batch_stats", "mean"),
-                     ("running_var", "batch_stats", "var"))
+_BN_TORCH_TO_FLAX = (
+  ("weight", "params", "scale"),
+  ("bias", "params", "bias"),
+  ("running_mean", "batch_stats", "mean"),
+  ("running_var", "batch_stats", "var"),
+)
 
 
 class WeightMappingError(ValueError):
@@ -54,8 +59,10 @@ class WeightMappingError(ValueError):
 
   def __init__(self, problems: list[str], source: str = "state_dict"):
     self.problems = list(problems)
-    msg = (f"{source}: {len(self.problems)} problem(s) mapping to HybrIK:\n  " +
-           "\n  ".join(self.problems))
+    msg = (
+      f"{source}: {len(self.problems)} problem(s) mapping to HybrIK:\n  "
+      + "\n  ".join(self.problems)
+    )
     super().__init__(msg)
 
 
@@ -71,6 +78,7 @@ class Entry:
       ([O,I]<->[I,O]) or 'vector'.
     torch_shape: expected shape in the state_dict.
   """
+
   torch_key: str
   collection: str
   path: tuple[str, ...]
@@ -78,18 +86,28 @@ class Entry:
   torch_shape: tuple[int, ...]
 
 
-def _bn_entries(torch_prefix: str, path: tuple[str, ...],
-                channels: int) -> Iterator[Entry]:
+def _bn_entries(
+  torch_prefix: str, path: tuple[str, ...], channels: int
+) -> Iterator[Entry]:
   for leaf, col, name in _BN_TORCH_TO_FLAX:
-    yield Entry(f"{torch_prefix}.{leaf}", col, path + (name,), "vector",
-                (channels,))
+    yield Entry(
+      f"{torch_prefix}.{leaf}", col, path + (name,), "vector", (channels,)
+    )
 
 
-def backbone_entries(prefix: str = "backbone.",
-                     scope: tuple[str, ...] = ("backbone",)) -> list[Entry]:
+def backbone_entries(
+  prefix: str = "backbone.", scope: tuple[str, ...] = ("backbone",)
+) -> list[Entry]:
   """ResNet-34 entries in torch registration order (torchvision names)."""
-  out = [Entry(f"{prefix}conv1.weight", "params", scope + ("conv1", "kernel"),
-               "conv", (64, 3, 7, 7))]
+  out = [
+    Entry(
+      f"{prefix}conv1.weight",
+      "params",
+      scope + ("conv1", "kernel"),
+      "conv",
+      (64, 3, 7, 7),
+    )
+  ]
   out += _bn_entries(f"{prefix}bn1", scope + ("bn1",), 64)
   cin = 64
   for s, num_blocks in enumerate(resnet.RESNET34_STAGES):
@@ -98,50 +116,114 @@ def backbone_entries(prefix: str = "backbone.",
       tp = f"{prefix}layer{s + 1}.{i}"
       fp = scope + (f"layer{s + 1}_{i}",)
       block_in = cin if i == 0 else width
-      out.append(Entry(f"{tp}.conv1.weight", "params", fp + ("conv1", "kernel"),
-                       "conv", (width, block_in, 3, 3)))
+      out.append(
+        Entry(
+          f"{tp}.conv1.weight",
+          "params",
+          fp + ("conv1", "kernel"),
+          "conv",
+          (width, block_in, 3, 3),
+        )
+      )
       out += _bn_entries(f"{tp}.bn1", fp + ("bn1",), width)
-      out.append(Entry(f"{tp}.conv2.weight", "params", fp + ("conv2", "kernel"),
-                       "conv", (width, width, 3, 3)))
+      out.append(
+        Entry(
+          f"{tp}.conv2.weight",
+          "params",
+          fp + ("conv2", "kernel"),
+          "conv",
+          (width, width, 3, 3),
+        )
+      )
       out += _bn_entries(f"{tp}.bn2", fp + ("bn2",), width)
       stride = resnet.RESNET34_STRIDES[s] if i == 0 else 1
       if i == 0 and (stride != 1 or block_in != width):
-        out.append(Entry(f"{tp}.downsample.0.weight", "params",
-                         fp + ("downsample_conv", "kernel"), "conv",
-                         (width, block_in, 1, 1)))
-        out += _bn_entries(f"{tp}.downsample.1", fp + ("downsample_bn",),
-                           width)
+        out.append(
+          Entry(
+            f"{tp}.downsample.0.weight",
+            "params",
+            fp + ("downsample_conv", "kernel"),
+            "conv",
+            (width, block_in, 1, 1),
+          )
+        )
+        out += _bn_entries(f"{tp}.downsample.1", fp + ("downsample_bn",), width)
     cin = width
   return out
 
 
-def head_entries(prefix: str = "head.",
-                 scope: tuple[str, ...] = ("head",)) -> list[Entry]:
+def head_entries(
+  prefix: str = "head.", scope: tuple[str, ...] = ("head",)
+) -> list[Entry]:
   """HybrIKHead entries in torch registration order."""
-  out = [Entry(f"{prefix}init_shape", "constants", ("init_shape",), "vector",
-               (NUM_BETAS,))]
+  out = [
+    Entry(
+      f"{prefix}init_shape",
+      "constants",
+      ("init_shape",),
+      "vector",
+      (NUM_BETAS,),
+    )
+  ]
   cin = BACKBONE_OUT
   for i, cout in enumerate(HEAD_DECONV_DIM):
-    out.append(Entry(f"{prefix}deconv_layers.{3 * i}.weight", "params",
-                     scope + (f"deconv_layers_{3 * i}", "kernel"), "deconv",
-                     (cin, cout, 4, 4)))
-    out += _bn_entries(f"{prefix}deconv_layers.{3 * i + 1}",
-                       scope + (f"deconv_layers_{3 * i + 1}",), cout)
+    out.append(
+      Entry(
+        f"{prefix}deconv_layers.{3 * i}.weight",
+        "params",
+        scope + (f"deconv_layers_{3 * i}", "kernel"),
+        "deconv",
+        (cin, cout, 4, 4),
+      )
+    )
+    out += _bn_entries(
+      f"{prefix}deconv_layers.{3 * i + 1}",
+      scope + (f"deconv_layers_{3 * i + 1}",),
+      cout,
+    )
     cin = cout
-  out.append(Entry(f"{prefix}final_layer.weight", "params",
-                   scope + ("final_layer", "kernel"), "conv",
-                   (NUM_HEATMAP_CHANNELS, cin, 1, 1)))
-  out.append(Entry(f"{prefix}final_layer.bias", "params",
-                   scope + ("final_layer", "bias"), "vector",
-                   (NUM_HEATMAP_CHANNELS,)))
-  for name, fin, fout in (("fc1", BACKBONE_OUT, head_lib.FC_DIM),
-                          ("fc2", head_lib.FC_DIM, head_lib.FC_DIM),
-                          ("decshape", head_lib.FC_DIM, NUM_BETAS),
-                          ("decphi", head_lib.FC_DIM, NUM_PHI)):
-    out.append(Entry(f"{prefix}{name}.weight", "params",
-                     scope + (name, "kernel"), "linear", (fout, fin)))
-    out.append(Entry(f"{prefix}{name}.bias", "params", scope + (name, "bias"),
-                     "vector", (fout,)))
+  out.append(
+    Entry(
+      f"{prefix}final_layer.weight",
+      "params",
+      scope + ("final_layer", "kernel"),
+      "conv",
+      (NUM_HEATMAP_CHANNELS, cin, 1, 1),
+    )
+  )
+  out.append(
+    Entry(
+      f"{prefix}final_layer.bias",
+      "params",
+      scope + ("final_layer", "bias"),
+      "vector",
+      (NUM_HEATMAP_CHANNELS,),
+    )
+  )
+  for name, fin, fout in (
+    ("fc1", BACKBONE_OUT, head_lib.FC_DIM),
+    ("fc2", head_lib.FC_DIM, head_lib.FC_DIM),
+    ("decshape", head_lib.FC_DIM, NUM_BETAS),
+    ("decphi", head_lib.FC_DIM, NUM_PHI),
+  ):
+    out.append(
+      Entry(
+        f"{prefix}{name}.weight",
+        "params",
+        scope + (name, "kernel"),
+        "linear",
+        (fout, fin),
+      )
+    )
+    out.append(
+      Entry(
+        f"{prefix}{name}.bias",
+        "params",
+        scope + (name, "bias"),
+        "vector",
+        (fout,),
+      )
+    )
   return out
 
 
@@ -151,8 +233,11 @@ def hybrik_entries() -> list[Entry]:
 
 
 def _bn_prefixes(entries: list[Entry]) -> set[str]:
-  return {e.torch_key[:-len(".running_mean")] for e in entries
-          if e.torch_key.endswith(".running_mean")}
+  return {
+    e.torch_key[: -len(".running_mean")]
+    for e in entries
+    if e.torch_key.endswith(".running_mean")
+  }
 
 
 def torch_to_flax(kind: str, w: np.ndarray) -> np.ndarray:
@@ -194,13 +279,17 @@ def _get(tree: Mapping, path: tuple[str, ...]) -> Any:
 def strip_module_prefix(key: str) -> str:
   """``key`` without DataParallel's ``module.`` prefix(es)."""
   while key.startswith("module."):
-    key = key[len("module."):]
+    key = key[len("module.") :]
   return key
 
 
-def _map(state_dict: Mapping[str, Any], entries: list[Entry],
-         ignore_prefixes: tuple[str, ...], ignore_keys: tuple[str, ...],
-         source: str) -> dict[str, dict]:
+def _map(
+  state_dict: Mapping[str, Any],
+  entries: list[Entry],
+  ignore_prefixes: tuple[str, ...],
+  ignore_keys: tuple[str, ...],
+  source: str,
+) -> dict[str, dict]:
   """Maps ``state_dict`` onto ``entries``; raises one error for all problems."""
   sd = {strip_module_prefix(k): v for k, v in state_dict.items()}
   problems = []
@@ -209,8 +298,9 @@ def _map(state_dict: Mapping[str, Any], entries: list[Entry],
   bn = _bn_prefixes(entries)
   for e in entries:
     if e.torch_key not in sd:
-      problems.append(f"missing key {e.torch_key!r} (expected shape "
-                      f"{list(e.torch_shape)})")
+      problems.append(
+        f"missing key {e.torch_key!r} (expected shape {list(e.torch_shape)})"
+      )
       continue
     try:
       arr = np.asarray(sd[e.torch_key])
@@ -218,34 +308,39 @@ def _map(state_dict: Mapping[str, Any], entries: list[Entry],
       problems.append(f"key {e.torch_key!r}: not an array ({err})")
       continue
     if tuple(arr.shape) != e.torch_shape:
-      problems.append(f"key {e.torch_key!r}: shape {list(arr.shape)}, "
-                      f"expected {list(e.torch_shape)}")
+      problems.append(
+        f"key {e.torch_key!r}: shape {list(arr.shape)}, "
+        f"expected {list(e.torch_shape)}"
+      )
       continue
     if not np.issubdtype(arr.dtype, np.floating):
-      problems.append(f"key {e.torch_key!r}: dtype {arr.dtype}, expected a "
-                      "floating type")
+      problems.append(
+        f"key {e.torch_key!r}: dtype {arr.dtype}, expected a floating type"
+      )
       continue
     if not np.all(np.isfinite(arr)):
       problems.append(f"key {e.torch_key!r}: contains NaN/inf")
       continue
-    _set(out.setdefault(e.collection, {}), e.path,
-         torch_to_flax(e.kind, arr))
+    _set(out.setdefault(e.collection, {}), e.path, torch_to_flax(e.kind, arr))
   for k in sd:
     if k in known or k in ignore_keys or k.startswith(ignore_prefixes):
       continue
-    if k.endswith(".num_batches_tracked") and k[:-len(
-        ".num_batches_tracked")] in bn:
+    if (
+      k.endswith(".num_batches_tracked")
+      and k[: -len(".num_batches_tracked")] in bn
+    ):
       continue
-    problems.append(f"unexpected key {k!r} (shape "
-                    f"{list(np.shape(sd[k]))})")
+    problems.append(f"unexpected key {k!r} (shape {list(np.shape(sd[k]))})")
   if problems:
     raise WeightMappingError(problems, source)
   return out
 
 
-def state_dict_to_variables(state_dict: Mapping[str, Any],
-                            smpl_model: Any = None,
-                            source: str = "state_dict") -> dict[str, dict]:
+def state_dict_to_variables(
+  state_dict: Mapping[str, Any],
+  smpl_model: Any = None,
+  source: str = "state_dict",
+) -> dict[str, dict]:
   """mmhuman3d HybrIK ``state_dict`` -> Flax variables of ``HybrIK``.
 
   Args:
@@ -264,12 +359,19 @@ def state_dict_to_variables(state_dict: Mapping[str, Any],
   Raises:
     WeightMappingError: listing every missing / unexpected / mis-shaped key.
   """
-  variables = _map(state_dict, hybrik_entries(), ignore_prefixes=("smpl.",),
-                   ignore_keys=(), source=source)
+  variables = _map(
+    state_dict,
+    hybrik_entries(),
+    ignore_prefixes=("smpl.",),
+    ignore_keys=(),
+    source=source,
+  )
   if smpl_model is not None:
     from hybrik_jax.model.hybrik import body_model_constants
+
     variables["constants"]["smpl"] = {
-        k: np.asarray(v) for k, v in body_model_constants(smpl_model).items()}
+      k: np.asarray(v) for k, v in body_model_constants(smpl_model).items()
+    }
   return variables
 
 
@@ -282,18 +384,22 @@ def variables_to_state_dict(variables: Mapping[str, Any]) -> dict[str, Any]:
   out: dict[str, Any] = {}
   bn = _bn_prefixes(hybrik_entries())
   for e in hybrik_entries():
-    out[e.torch_key] = flax_to_torch(e.kind,
-                                     _get(variables[e.collection], e.path))
-    if e.torch_key.endswith(".running_var") and e.torch_key[:-len(
-        ".running_var")] in bn:
-      out[e.torch_key[:-len("running_var")] + "num_batches_tracked"] = (
-          np.array(0, np.int64))
+    out[e.torch_key] = flax_to_torch(
+      e.kind, _get(variables[e.collection], e.path)
+    )
+    if (
+      e.torch_key.endswith(".running_var")
+      and e.torch_key[: -len(".running_var")] in bn
+    ):
+      out[e.torch_key[: -len("running_var")] + "num_batches_tracked"] = (
+        np.array(0, np.int64)
+      )
   return out
 
 
 def torchvision_resnet34_to_backbone(
-    state_dict: Mapping[str, Any],
-    source: str = "torchvision resnet34") -> dict[str, dict]:
+  state_dict: Mapping[str, Any], source: str = "torchvision resnet34"
+) -> dict[str, dict]:
   """torchvision ``resnet34`` ImageNet state_dict -> backbone variables.
 
   torchvision names equal mmhuman3d's ``backbone.*`` names without the
@@ -304,14 +410,19 @@ def torchvision_resnet34_to_backbone(
     subtrees to put at ``variables[...]['backbone']`` (see
     ``load_pretrained_backbone``).
   """
-  v = _map(state_dict, backbone_entries(prefix="", scope=()),
-           ignore_prefixes=(), ignore_keys=("fc.weight", "fc.bias"),
-           source=source)
+  v = _map(
+    state_dict,
+    backbone_entries(prefix="", scope=()),
+    ignore_prefixes=(),
+    ignore_keys=("fc.weight", "fc.bias"),
+    source=source,
+  )
   return {"params": v["params"], "batch_stats": v["batch_stats"]}
 
 
-def load_pretrained_backbone(variables: Mapping[str, Any],
-                             state_dict: Mapping[str, Any]) -> dict[str, Any]:
+def load_pretrained_backbone(
+  variables: Mapping[str, Any], state_dict: Mapping[str, Any]
+) -> dict[str, Any]:
   """Returns ``variables`` with the backbone replaced by torchvision weights."""
   bb = torchvision_resnet34_to_backbone(state_dict)
   out = {k: dict(v) for k, v in variables.items()}

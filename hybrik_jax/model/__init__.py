@@ -14,13 +14,28 @@ The PyTorch state_dict mapping lives in :mod:`hybrik_jax.interop.weight_mapping`
 """
 
 from hybrik_jax.model.head import HybrIKHead, soft_argmax_3d, uvd_to_cam
-from hybrik_jax.model.hybrik import (HybrIK, OUTPUT_KEYS, attach_body_model,
-                                     body_model_from_constants, count_params,
-                                     init_variables, predict)
+from hybrik_jax.model.hybrik import (
+  OUTPUT_KEYS,
+  HybrIK,
+  attach_body_model,
+  body_model_from_constants,
+  count_params,
+  init_variables,
+  predict,
+)
 from hybrik_jax.model.resnet import ResNet34, TorchBatchNorm
 
 __all__ = [
-    "HybrIK", "HybrIKHead", "ResNet34", "TorchBatchNorm", "OUTPUT_KEYS",
-    "attach_body_model", "body_model_from_constants", "count_params",
-    "init_variables", "predict", "soft_argmax_3d", "uvd_to_cam",
+  "HybrIK",
+  "HybrIKHead",
+  "ResNet34",
+  "TorchBatchNorm",
+  "OUTPUT_KEYS",
+  "attach_body_model",
+  "body_model_from_constants",
+  "count_params",
+  "init_variables",
+  "predict",
+  "soft_argmax_3d",
+  "uvd_to_cam",
 ]

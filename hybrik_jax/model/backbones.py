@@ -14,7 +14,7 @@ import flax.linen as nn
 from hybrik_jax.model import resnet
 
 BACKBONES: dict[str, type[nn.Module]] = {
-    "resnet34": resnet.ResNet34,
+  "resnet34": resnet.ResNet34,
 }
 
 
@@ -23,5 +23,6 @@ def get_backbone(name: str) -> type[nn.Module]:
   try:
     return BACKBONES[name]
   except KeyError:
-    raise ValueError(f"unknown backbone {name!r}; registered: "
-                     f"{sorted(BACKBONES)}") from None
+    raise ValueError(
+      f"unknown backbone {name!r}; registered: {sorted(BACKBONES)}"
+    ) from None

@@ -14,7 +14,8 @@ regular-convolution kernel.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -35,7 +36,7 @@ FC_DIM = 1024
 
 def torch_linear_init(fan_in: int):
   """PyTorch's default ``nn.Linear`` init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-  bound = 1.0 / fan_in ** 0.5
+  bound = 1.0 / fan_in**0.5
 
   def init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
@@ -43,8 +44,9 @@ def torch_linear_init(fan_in: int):
   return init
 
 
-def soft_argmax_3d(logits: jax.Array, num_joints: int,
-                   depth_dim: int) -> jax.Array:
+def soft_argmax_3d(
+  logits: jax.Array, num_joints: int, depth_dim: int
+) -> jax.Array:
   """Integral (soft-argmax) regression over per-joint 3D heatmap volumes.
 
   Equivalent to mmhuman3d's softmax over all D*H*W voxels of each joint
@@ -64,8 +66,10 @@ def soft_argmax_3d(logits: jax.Array, num_joints: int,
   """
   b, h, w, c = logits.shape
   if c != num_joints * depth_dim:
-    raise ValueError(f"heatmap logits have {c} channels, expected "
-                     f"{num_joints}*{depth_dim}={num_joints * depth_dim}")
+    raise ValueError(
+      f"heatmap logits have {c} channels, expected "
+      f"{num_joints}*{depth_dim}={num_joints * depth_dim}"
+    )
   x = logits.astype(jnp.float32).reshape(b, h, w, num_joints, depth_dim)
   peak = lax.stop_gradient(jnp.max(x, axis=(1, 2, 4), keepdims=True))
   e = jnp.exp(x - peak)  # [B, H, W, J, D], unnormalised softmax
@@ -73,22 +77,39 @@ def soft_argmax_3d(logits: jax.Array, num_joints: int,
   m_y = jnp.sum(e, axis=(2, 4))  # [B, H, J]
   m_z = jnp.sum(e, axis=(1, 2))  # [B, J, D]
   total = jnp.sum(m_z, axis=-1)  # [B, J]
-  ex = jnp.einsum("bwj,w->bj", m_x, jnp.arange(w, dtype=jnp.float32),
-                  precision=lax.Precision.HIGHEST)
-  ey = jnp.einsum("bhj,h->bj", m_y, jnp.arange(h, dtype=jnp.float32),
-                  precision=lax.Precision.HIGHEST)
-  ez = jnp.einsum("bjd,d->bj", m_z, jnp.arange(depth_dim, dtype=jnp.float32),
-                  precision=lax.Precision.HIGHEST)
+  ex = jnp.einsum(
+    "bwj,w->bj",
+    m_x,
+    jnp.arange(w, dtype=jnp.float32),
+    precision=lax.Precision.HIGHEST,
+  )
+  ey = jnp.einsum(
+    "bhj,h->bj",
+    m_y,
+    jnp.arange(h, dtype=jnp.float32),
+    precision=lax.Precision.HIGHEST,
+  )
+  ez = jnp.einsum(
+    "bjd,d->bj",
+    m_z,
+    jnp.arange(depth_dim, dtype=jnp.float32),
+    precision=lax.Precision.HIGHEST,
+  )
   u = ex / total / w - 0.5
   v = ey / total / h - 0.5
   d = ez / total / depth_dim - 0.5
   return jnp.stack([u, v, d], axis=-1)  # [B, J, 3]
 
 
-def uvd_to_cam(uvd: jax.Array, trans_inv: jax.Array,
-               intrinsic_param: jax.Array, joint_root: jax.Array,
-               depth_factor: jax.Array, heatmap_size: int = 64,
-               return_relative: bool = True) -> jax.Array:
+def uvd_to_cam(
+  uvd: jax.Array,
+  trans_inv: jax.Array,
+  intrinsic_param: jax.Array,
+  joint_root: jax.Array,
+  depth_factor: jax.Array,
+  heatmap_size: int = 64,
+  return_relative: bool = True,
+) -> jax.Array:
   """Back-projects normalised uvd to camera space (``HybrIKHead.uvd_to_cam``).
 
   Args:
@@ -118,8 +139,13 @@ def uvd_to_cam(uvd: jax.Array, trans_inv: jax.Array,
   u_img = t[..., 0, 0] * u_px + t[..., 0, 1] * v_px + t[..., 0, 2]  # [B, J]
   v_img = t[..., 1, 0] * u_px + t[..., 1, 1] * v_px + t[..., 1, 2]
   k = kinv[:, None]  # [B, 1, 3, 3]
-  ray = jnp.stack([k[..., i, 0] * u_img + k[..., i, 1] * v_img + k[..., i, 2]
-                   for i in range(3)], axis=-1)  # [B, J, 3]
+  ray = jnp.stack(
+    [
+      k[..., i, 0] * u_img + k[..., i, 1] * v_img + k[..., i, 2]
+      for i in range(3)
+    ],
+    axis=-1,
+  )  # [B, J, 3]
   abs_z = dz + joint_root[:, 2:3]  # [B, J]
   xyz = ray * abs_z[..., None]  # [B, J, 3]
   if return_relative:
@@ -127,8 +153,9 @@ def uvd_to_cam(uvd: jax.Array, trans_inv: jax.Array,
   return xyz / depth_factor[:, :, None]
 
 
-def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array,
-                          precision: Precision = None) -> jax.Array:
+def conv_transpose_4x4_s2(
+  x: jax.Array, kernel: jax.Array, precision: Precision = None
+) -> jax.Array:
   """``ConvTranspose2d(k=4, stride=2, padding=1)`` by sub-pixel phases.
 
   With ``kernel`` [4, 4, Cin, Cout] the *equivalent regular-convolution*
@@ -155,11 +182,16 @@ def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array,
   for r in (0, 1):
     cols = []
     for c in (0, 1):
-      cols.append(lax.conv_general_dilated(
-          x, kernel[r::2, c::2], window_strides=(1, 1),
+      cols.append(
+        lax.conv_general_dilated(
+          x,
+          kernel[r::2, c::2],
+          window_strides=(1, 1),
           padding=(pads[r], pads[c]),
           dimension_numbers=("NHWC", "HWIO", "NHWC"),
-          precision=precision))  # [B, H, W, Cout]
+          precision=precision,
+        )
+      )  # [B, H, W, Cout]
     rows.append(jnp.stack(cols, axis=3))  # [B, H, W, 2 (c), Cout]
   y = jnp.stack(rows, axis=2)  # [B, H, 2 (r), W, 2 (c), Cout]
   return y.reshape(b, 2 * h, 2 * w, y.shape[-1])
@@ -170,16 +202,22 @@ class ConvTranspose4x4S2(nn.Module):
   :func:`conv_transpose_4x4_s2`). The ``kernel`` param is the equivalent
   regular-convolution kernel [4, 4, Cin, Cout] (weight_mapping flips the
   torch weight into it); init N(0, 0.001^2) as HybrIKHead._initialize."""
+
   features: int
   dtype: Dtype = jnp.float32
   precision: Precision = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kernel = self.param("kernel", nn.initializers.normal(0.001),
-                        (4, 4, x.shape[-1], self.features), jnp.float32)
-    return conv_transpose_4x4_s2(x.astype(self.dtype),
-                                 kernel.astype(self.dtype), self.precision)
+    kernel = self.param(
+      "kernel",
+      nn.initializers.normal(0.001),
+      (4, 4, x.shape[-1], self.features),
+      jnp.float32,
+    )
+    return conv_transpose_4x4_s2(
+      x.astype(self.dtype), kernel.astype(self.dtype), self.precision
+    )
 
 
 class PointwiseConv(nn.Module):
@@ -195,6 +233,7 @@ class PointwiseConv(nn.Module):
   (accumulated in float32) even for bfloat16 inputs: the soft-argmax that
   consumes it runs in float32.
   """
+
   features: int
   dtype: Dtype = jnp.float32
   precision: Precision = None
@@ -202,16 +241,23 @@ class PointwiseConv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     cin = x.shape[-1]
-    kernel = self.param("kernel", nn.initializers.normal(0.001),
-                        (1, 1, cin, self.features), jnp.float32)
-    bias = self.param("bias", nn.initializers.zeros, (self.features,),
-                      jnp.float32)
+    kernel = self.param(
+      "kernel",
+      nn.initializers.normal(0.001),
+      (1, 1, cin, self.features),
+      jnp.float32,
+    )
+    bias = self.param(
+      "bias", nn.initializers.zeros, (self.features,), jnp.float32
+    )
     lead = x.shape[:-1]
     y = lax.dot_general(
-        x.astype(self.dtype).reshape(-1, cin),  # [B*H*W, Cin]
-        kernel.astype(self.dtype).reshape(cin, self.features),
-        (((1,), (0,)), ((), ())), precision=self.precision,
-        preferred_element_type=jnp.float32)  # [B*H*W, Cout]
+      x.astype(self.dtype).reshape(-1, cin),  # [B*H*W, Cin]
+      kernel.astype(self.dtype).reshape(cin, self.features),
+      (((1,), (0,)), ((), ())),
+      precision=self.precision,
+      preferred_element_type=jnp.float32,
+    )  # [B*H*W, Cout]
     y = y + bias
     return y.reshape(*lead, self.features)  # float32 whatever self.dtype
 
@@ -229,6 +275,7 @@ class HybrIKHead(nn.Module):
     dtype: compute dtype of the convolutions/dense layers (params float32).
     precision: ``lax.Precision`` of convolutions and dense layers.
   """
+
   num_joints: int = 29
   depth_dim: int = 64
   deconv_dim: Sequence[int] = (256, 256, 256)
@@ -239,8 +286,9 @@ class HybrIKHead(nn.Module):
   precision: Precision = None
 
   @nn.compact
-  def __call__(self, feature: jax.Array, init_shape: jax.Array,
-               train: bool = False) -> dict[str, jax.Array]:
+  def __call__(
+    self, feature: jax.Array, init_shape: jax.Array, train: bool = False
+  ) -> dict[str, jax.Array]:
     """Runs the head.
 
     Args:
@@ -261,41 +309,54 @@ class HybrIKHead(nn.Module):
     x = feature.astype(self.dtype)
     for i, features in enumerate(self.deconv_dim):
       x = ConvTranspose4x4S2(
-          features, dtype=self.dtype, precision=self.precision,
-          name=f"deconv_layers_{3 * i}")(x)
-      x = TorchBatchNorm(use_running_average=not train, dtype=self.dtype,
-                         name=f"deconv_layers_{3 * i + 1}")(x)
+        features,
+        dtype=self.dtype,
+        precision=self.precision,
+        name=f"deconv_layers_{3 * i}",
+      )(x)
+      x = TorchBatchNorm(
+        use_running_average=not train,
+        dtype=self.dtype,
+        name=f"deconv_layers_{3 * i + 1}",
+      )(x)
       x = nn.relu(x)
     deconv_features = x  # [B, 64, 64, 256]
     logits = PointwiseConv(
-        self.num_joints * self.depth_dim, dtype=self.dtype,
-        precision=self.precision, name="final_layer")(x)  # [B, 64, 64, J*D]
+      self.num_joints * self.depth_dim,
+      dtype=self.dtype,
+      precision=self.precision,
+      name="final_layer",
+    )(x)  # [B, 64, 64, J*D]
     uvd = soft_argmax_3d(logits, self.num_joints, self.depth_dim)  # [B, J, 3]
 
     def dense(features, fan_in, name):
-      return nn.Dense(features, dtype=self.dtype, param_dtype=jnp.float32,
-                      precision=self.precision,
-                      kernel_init=torch_linear_init(fan_in),
-                      bias_init=torch_linear_init(fan_in), name=name)
+      return nn.Dense(
+        features,
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        precision=self.precision,
+        kernel_init=torch_linear_init(fan_in),
+        bias_init=torch_linear_init(fan_in),
+        name=name,
+      )
 
     g = jnp.mean(feature.astype(jnp.float32), axis=(1, 2))  # [B, 512]
     g = g.astype(self.dtype)
     g = dense(FC_DIM, g.shape[-1], "fc1")(g)
-    g = nn.Dropout(self.dropout_rate, deterministic=not train,
-                   name="drop1")(g)
+    g = nn.Dropout(self.dropout_rate, deterministic=not train, name="drop1")(g)
     g = dense(FC_DIM, FC_DIM, "fc2")(g)
-    g = nn.Dropout(self.dropout_rate, deterministic=not train,
-                   name="drop2")(g)
+    g = nn.Dropout(self.dropout_rate, deterministic=not train, name="drop2")(g)
     delta_shape = dense(self.num_betas, FC_DIM, "decshape")(g).astype(
-        jnp.float32)  # [B, 10]
+      jnp.float32
+    )  # [B, 10]
     phi = dense(self.num_twist * 2, FC_DIM, "decphi")(g).astype(jnp.float32)
     pred_shape = delta_shape + init_shape.astype(jnp.float32)[None, :]
     return {
-        "pred_uvd_jts_29": uvd,
-        "pred_delta_shape": delta_shape,
-        "pred_shape": pred_shape,
-        "pred_phi": phi.reshape(batch, self.num_twist, 2),
-        "maxvals": jnp.ones((batch, self.num_joints, 1), jnp.float32),
-        "deconv_features": deconv_features,
-        "heatmap_logits": logits,
+      "pred_uvd_jts_29": uvd,
+      "pred_delta_shape": delta_shape,
+      "pred_shape": pred_shape,
+      "pred_phi": phi.reshape(batch, self.num_twist, 2),
+      "maxvals": jnp.ones((batch, self.num_joints, 1), jnp.float32),
+      "deconv_features": deconv_features,
+      "heatmap_logits": logits,
     }

@@ -23,15 +23,16 @@ normalised RGB (ImageNet mean/std in 0-255 units).
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hybrik_jax.model.head import HEATMAP_STRIDE, HybrIKHead, uvd_to_cam
 from hybrik_jax.model import backbones
+from hybrik_jax.model.head import HEATMAP_STRIDE, HybrIKHead, uvd_to_cam
 from hybrik_jax.smpl import tables
 from hybrik_jax.smpl.model import SMPLModel
 
@@ -43,12 +44,28 @@ NUM_BETAS = tables.NUM_BETAS
 # Depth box of the head in metres: pose_skeleton = xyz (units of 2 m) * 2.
 DEPTH_BOX_M = 2.0
 
-SMPL_CONSTANT_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor",
-                      "lbs_weights", "faces", "J_regressor_extra")
+SMPL_CONSTANT_KEYS = (
+  "v_template",
+  "shapedirs",
+  "posedirs",
+  "J_regressor",
+  "lbs_weights",
+  "faces",
+  "J_regressor_extra",
+)
 
-OUTPUT_KEYS = ("pred_uvd_jts", "pred_xyz_jts_24", "pred_xyz_jts_24_struct",
-               "pred_xyz_jts_17", "pred_vertices", "pred_pose", "pred_shape",
-               "pred_delta_shape", "pred_phi", "maxvals")
+OUTPUT_KEYS = (
+  "pred_uvd_jts",
+  "pred_xyz_jts_24",
+  "pred_xyz_jts_24_struct",
+  "pred_xyz_jts_17",
+  "pred_vertices",
+  "pred_pose",
+  "pred_shape",
+  "pred_delta_shape",
+  "pred_phi",
+  "maxvals",
+)
 
 
 class HybrIK(nn.Module):
@@ -62,17 +79,24 @@ class HybrIK(nn.Module):
     dropout_rate: dropout of the head's global branch (0.5).
     backbone: name in :data:`hybrik_jax.model.backbones.BACKBONES`.
   """
+
   dtype: Dtype = jnp.float32
   precision: Precision = None
   dropout_rate: float = 0.5
   backbone: str = "resnet34"
 
   @nn.compact
-  def __call__(self, images: jax.Array, trans_inv: jax.Array,
-               intrinsic_param: jax.Array, joint_root: jax.Array,
-               depth_factor: jax.Array, train: bool = False,
-               return_intermediates: bool = False,
-               with_body_model: bool = True) -> dict[str, jax.Array]:
+  def __call__(
+    self,
+    images: jax.Array,
+    trans_inv: jax.Array,
+    intrinsic_param: jax.Array,
+    joint_root: jax.Array,
+    depth_factor: jax.Array,
+    train: bool = False,
+    return_intermediates: bool = False,
+    with_body_model: bool = True,
+  ) -> dict[str, jax.Array]:
     """Full forward.
 
     Args:
@@ -101,32 +125,42 @@ class HybrIK(nn.Module):
     """
     batch = images.shape[0]
     init_shape = self.variable(
-        "constants", "init_shape",
-        lambda: jnp.zeros((NUM_BETAS,), jnp.float32)).value  # [10]
+      "constants", "init_shape", lambda: jnp.zeros((NUM_BETAS,), jnp.float32)
+    ).value  # [10]
 
     backbone = backbones.get_backbone(self.backbone)
-    feature = backbone(dtype=self.dtype, precision=self.precision,
-                       name="backbone")(images, train=train)  # [B, 8, 8, 512]
-    head = HybrIKHead(dtype=self.dtype, precision=self.precision,
-                      dropout_rate=self.dropout_rate, name="head")
+    feature = backbone(
+      dtype=self.dtype, precision=self.precision, name="backbone"
+    )(images, train=train)  # [B, 8, 8, 512]
+    head = HybrIKHead(
+      dtype=self.dtype,
+      precision=self.precision,
+      dropout_rate=self.dropout_rate,
+      name="head",
+    )
     h = head(feature, init_shape, train=train)
 
     uvd = h["pred_uvd_jts_29"]  # [B, 29, 3]
     # uvd spans the crop: (u + 0.5) * image width = crop pixels (64 * 4 =
     # 256 for the recipe; other square input sizes scale the same way).
-    xyz_29 = uvd_to_cam(uvd, trans_inv, intrinsic_param, joint_root,
-                        depth_factor,
-                        heatmap_size=images.shape[2] // HEATMAP_STRIDE)
+    xyz_29 = uvd_to_cam(
+      uvd,
+      trans_inv,
+      intrinsic_param,
+      joint_root,
+      depth_factor,
+      heatmap_size=images.shape[2] // HEATMAP_STRIDE,
+    )
     # xyz_29: [B, 29, 3] in units of depth_factor
     xyz_29 = xyz_29 - xyz_29[:, :1, :]
 
     out = {
-        "pred_uvd_jts": uvd.reshape(batch, NUM_JOINTS * 3),
-        "pred_xyz_jts_24": xyz_29[:, :24, :].reshape(batch, 72),
-        "pred_shape": h["pred_shape"],
-        "pred_delta_shape": h["pred_delta_shape"],
-        "pred_phi": h["pred_phi"],
-        "maxvals": h["maxvals"],
+      "pred_uvd_jts": uvd.reshape(batch, NUM_JOINTS * 3),
+      "pred_xyz_jts_24": xyz_29[:, :24, :].reshape(batch, 72),
+      "pred_shape": h["pred_shape"],
+      "pred_delta_shape": h["pred_delta_shape"],
+      "pred_phi": h["pred_phi"],
+      "maxvals": h["maxvals"],
     }
     if return_intermediates:
       out["backbone_features"] = feature
@@ -140,23 +174,30 @@ class HybrIK(nn.Module):
       if self.is_initializing():
         return out  # the body model is attached after init (init_variables)
       raise ValueError(
-          "variables['constants']['smpl'] is missing: attach the body model "
-          "with hybrik_jax.model.attach_body_model(variables, smpl_model)")
+        "variables['constants']['smpl'] is missing: attach the body model "
+        "with hybrik_jax.model.attach_body_model(variables, smpl_model)"
+      )
     body = body_model_from_constants(self.get_variable("constants", "smpl"))
 
     from hybrik_jax.smpl import hybrik_forward
+
     smpl_out = hybrik_forward(
-        body, xyz_29.astype(jnp.float32) * DEPTH_BOX_M,
-        h["pred_shape"].astype(jnp.float32),
-        h["pred_phi"].astype(jnp.float32), train=train)
+      body,
+      xyz_29.astype(jnp.float32) * DEPTH_BOX_M,
+      h["pred_shape"].astype(jnp.float32),
+      h["pred_phi"].astype(jnp.float32),
+      train=train,
+    )
     out["pred_vertices"] = smpl_out["vertices"].astype(jnp.float32)
     out["pred_xyz_jts_24_struct"] = (
-        smpl_out["joints"].astype(jnp.float32) / DEPTH_BOX_M).reshape(batch, 72)
+      smpl_out["joints"].astype(jnp.float32) / DEPTH_BOX_M
+    ).reshape(batch, 72)
     out["pred_xyz_jts_17"] = (
-        smpl_out["joints_from_verts"].astype(jnp.float32) /
-        DEPTH_BOX_M).reshape(batch, -1)
-    out["pred_pose"] = smpl_out["poses"].astype(jnp.float32).reshape(
-        batch, 24, 3, 3)
+      smpl_out["joints_from_verts"].astype(jnp.float32) / DEPTH_BOX_M
+    ).reshape(batch, -1)
+    out["pred_pose"] = (
+      smpl_out["poses"].astype(jnp.float32).reshape(batch, 24, 3, 3)
+    )
     return out
 
 
@@ -172,8 +213,9 @@ def body_model_constants(smpl_model: SMPLModel) -> dict[str, Any]:
   """The ``constants/smpl`` entry for ``smpl_model`` (float32 arrays)."""
   if smpl_model.J_regressor_extra is None:
     raise ValueError(
-        "HybrIK needs the H36M joint regressor for pred_xyz_jts_17: load the "
-        "body model with extra_regressor='J_regressor_h36m.npy'")
+      "HybrIK needs the H36M joint regressor for pred_xyz_jts_17: load the "
+      "body model with extra_regressor='J_regressor_h36m.npy'"
+    )
   out = {}
   for k in SMPL_CONSTANT_KEYS:
     v = getattr(smpl_model, k)
@@ -181,8 +223,9 @@ def body_model_constants(smpl_model: SMPLModel) -> dict[str, Any]:
   return out
 
 
-def attach_body_model(variables: Mapping[str, Any],
-                      smpl_model: SMPLModel) -> dict[str, Any]:
+def attach_body_model(
+  variables: Mapping[str, Any], smpl_model: SMPLModel
+) -> dict[str, Any]:
   """Returns a copy of ``variables`` whose ``constants/smpl`` is ``smpl_model``.
 
   The body model must carry ``J_regressor_extra`` (H36M-17 regressor,
@@ -195,10 +238,14 @@ def attach_body_model(variables: Mapping[str, Any],
   return variables
 
 
-def init_variables(rng: jax.Array, smpl_model: Optional[SMPLModel] = None,
-                   init_shape: Any = None, image_size: int = 256,
-                   dtype: Dtype = jnp.float32,
-                   model: Optional[HybrIK] = None) -> dict[str, Any]:
+def init_variables(
+  rng: jax.Array,
+  smpl_model: SMPLModel | None = None,
+  init_shape: Any = None,
+  image_size: int = 256,
+  dtype: Dtype = jnp.float32,
+  model: HybrIK | None = None,
+) -> dict[str, Any]:
   """Fresh variables of ``HybrIK`` (PyTorch-style random init).
 
   Args:
@@ -221,16 +268,20 @@ def init_variables(rng: jax.Array, smpl_model: Optional[SMPLModel] = None,
   images = jnp.zeros((b, image_size, image_size, 3), jnp.float32)
   cam = dummy_camera(b)
   variables = jax.jit(functools.partial(model.init, train=False))(
-      {"params": rng}, images, *cam)
+    {"params": rng}, images, *cam
+  )
   variables = {k: dict(v) for k, v in variables.items()}
   if init_shape is not None:
-    if isinstance(init_shape, (str, bytes)) or hasattr(init_shape,
-                                                       "__fspath__"):
+    if isinstance(init_shape, (str, bytes)) or hasattr(
+      init_shape, "__fspath__"
+    ):
       init_shape = np.load(init_shape, allow_pickle=False)
     init_shape = jnp.asarray(np.asarray(init_shape, np.float32).reshape(-1))
     if init_shape.shape != (NUM_BETAS,):
-      raise ValueError(f"init_shape must have {NUM_BETAS} entries, got "
-                       f"shape {init_shape.shape}")
+      raise ValueError(
+        f"init_shape must have {NUM_BETAS} entries, got "
+        f"shape {init_shape.shape}"
+      )
     variables["constants"]["init_shape"] = init_shape
   if smpl_model is not None:
     variables = attach_body_model(variables, smpl_model)
@@ -245,25 +296,39 @@ def dummy_camera(b: int) -> tuple[np.ndarray, ...]:
   [b, 1]`` = 2000 mm. The outputs are meaningless as a pose; only shapes and
   dtypes matter.
   """
-  trans_inv = np.tile(np.array([[1, 0, 0], [0, 1, 0]], np.float32),
-                      (b, 1, 1))  # [b, 2, 3]
+  trans_inv = np.tile(
+    np.array([[1, 0, 0], [0, 1, 0]], np.float32), (b, 1, 1)
+  )  # [b, 2, 3]
   kinv = np.tile(np.eye(3, dtype=np.float32), (b, 1, 1))  # [b, 3, 3]
   joint_root = np.tile(np.array([[0, 0, 5000]], np.float32), (b, 1))  # [b, 3]
   depth_factor = np.full((b, 1), 2000, np.float32)  # [b, 1]
   return trans_inv, kinv, joint_root, depth_factor
 
 
-@functools.partial(jax.jit,
-                   static_argnames=("dtype", "precision",
-                                    "return_intermediates", "with_body_model",
-                                    "backbone"))
-def predict(variables: Mapping[str, Any], images: jax.Array,
-            trans_inv: jax.Array, intrinsic_param: jax.Array,
-            joint_root: jax.Array, depth_factor: jax.Array, *,
-            dtype: Dtype = jnp.float32, precision: Precision = None,
-            return_intermediates: bool = False,
-            with_body_model: bool = True,
-            backbone: str = "resnet34") -> dict[str, jax.Array]:
+@functools.partial(
+  jax.jit,
+  static_argnames=(
+    "dtype",
+    "precision",
+    "return_intermediates",
+    "with_body_model",
+    "backbone",
+  ),
+)
+def predict(
+  variables: Mapping[str, Any],
+  images: jax.Array,
+  trans_inv: jax.Array,
+  intrinsic_param: jax.Array,
+  joint_root: jax.Array,
+  depth_factor: jax.Array,
+  *,
+  dtype: Dtype = jnp.float32,
+  precision: Precision = None,
+  return_intermediates: bool = False,
+  with_body_model: bool = True,
+  backbone: str = "resnet34",
+) -> dict[str, jax.Array]:
   """Eval-mode HybrIK forward (running BN stats, no dropout, eval IK). Jitted.
 
   Args:
@@ -286,10 +351,17 @@ def predict(variables: Mapping[str, Any], images: jax.Array,
     The output dict of ``HybrIK.__call__`` (mmhuman3d keys).
   """
   model = HybrIK(dtype=dtype, precision=precision, backbone=backbone)
-  return model.apply(variables, images, trans_inv, intrinsic_param,
-                     joint_root, depth_factor, train=False,
-                     return_intermediates=return_intermediates,
-                     with_body_model=with_body_model)
+  return model.apply(
+    variables,
+    images,
+    trans_inv,
+    intrinsic_param,
+    joint_root,
+    depth_factor,
+    train=False,
+    return_intermediates=return_intermediates,
+    with_body_model=with_body_model,
+  )
 
 
 def count_params(params: Mapping[str, Any]) -> int:

@@ -22,7 +22,8 @@ Module names mirror the PyTorch names so that the weight mapping is obvious:
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -67,27 +68,31 @@ class TorchBatchNorm(nn.Module):
     axis_name: optional mapped axis to average batch statistics over
       (``pmap``/``shard_map``); None = statistics of the local batch.
   """
+
   use_running_average: bool = True
   momentum: float = BN_MOMENTUM
   epsilon: float = BN_EPSILON
   dtype: Dtype = jnp.float32
-  axis_name: Optional[str] = None
+  axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     features = x.shape[-1]
     scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
-    ra_mean = self.variable("batch_stats", "mean",
-                            lambda: jnp.zeros((features,), jnp.float32))
-    ra_var = self.variable("batch_stats", "var",
-                           lambda: jnp.ones((features,), jnp.float32))
+    ra_mean = self.variable(
+      "batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32)
+    )
+    ra_var = self.variable(
+      "batch_stats", "var", lambda: jnp.ones((features,), jnp.float32)
+    )
 
     if self.use_running_average:
       inv = scale * lax.rsqrt(ra_var.value + self.epsilon)  # [C]
       shift = bias - ra_mean.value * inv  # [C]
       y = x.astype(self.dtype) * inv.astype(self.dtype) + shift.astype(
-          self.dtype)
+        self.dtype
+      )
       return y
 
     reduce_axes = tuple(range(x.ndim - 1))
@@ -104,34 +109,53 @@ class TorchBatchNorm(nn.Module):
       n = n * lax.psum(1, self.axis_name)
     if not self.is_initializing():
       unbiased = var * (n / jnp.maximum(n - 1, 1))
-      ra_mean.value = (self.momentum * ra_mean.value +
-                       (1.0 - self.momentum) * mean)
-      ra_var.value = (self.momentum * ra_var.value +
-                      (1.0 - self.momentum) * unbiased)
+      ra_mean.value = (
+        self.momentum * ra_mean.value + (1.0 - self.momentum) * mean
+      )
+      ra_var.value = (
+        self.momentum * ra_var.value + (1.0 - self.momentum) * unbiased
+      )
     y = (xf - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
     return y.astype(self.dtype)
 
 
-def torch_conv(features: int, kernel: int, stride: int = 1, *,
-               name: str, dtype: Dtype, precision: Precision,
-               use_bias: bool = False) -> nn.Conv:
+def torch_conv(
+  features: int,
+  kernel: int,
+  stride: int = 1,
+  *,
+  name: str,
+  dtype: Dtype,
+  precision: Precision,
+  use_bias: bool = False,
+) -> nn.Conv:
   """A ``nn.Conv`` padded like PyTorch's ``Conv2d(k, stride, padding=k//2)``."""
   pad = kernel // 2
   return nn.Conv(
-      features, (kernel, kernel), strides=(stride, stride),
-      padding=((pad, pad), (pad, pad)), use_bias=use_bias, dtype=dtype,
-      param_dtype=jnp.float32, precision=precision,
-      kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
-      name=name)
+    features,
+    (kernel, kernel),
+    strides=(stride, stride),
+    padding=((pad, pad), (pad, pad)),
+    use_bias=use_bias,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    precision=precision,
+    kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
+    name=name,
+  )
 
 
 def _reduce_window_max_pool(x: jax.Array) -> jax.Array:
   """``nn.MaxPool2d(3, stride=2, padding=1)`` as one reduce_window. [B,H,W,C]."""
   # A Python scalar init keeps this the differentiable reduce_window_max.
   return lax.reduce_window(
-      x, -jnp.inf, lax.max, window_dimensions=(1, 3, 3, 1),
-      window_strides=(1, 2, 2, 1),
-      padding=((0, 0), (1, 1), (1, 1), (0, 0)))
+    x,
+    -jnp.inf,
+    lax.max,
+    window_dimensions=(1, 3, 3, 1),
+    window_strides=(1, 2, 2, 1),
+    padding=((0, 0), (1, 1), (1, 1), (0, 0)),
+  )
 
 
 def _pool_taps(x: jax.Array, h: int, w: int) -> list[list[jax.Array]]:
@@ -141,8 +165,10 @@ def _pool_taps(x: jax.Array, h: int, w: int) -> list[list[jax.Array]]:
   (2a + i, 2b + j), i.e. original pixel (2a + i - 1, 2b + j - 1).
   """
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-jnp.inf)
-  return [[xp[:, i:i + 2 * h - 1:2, j:j + 2 * w - 1:2, :] for j in range(3)]
-          for i in range(3)]
+  return [
+    [xp[:, i : i + 2 * h - 1 : 2, j : j + 2 * w - 1 : 2, :] for j in range(3)]
+    for i in range(3)
+  ]
 
 
 def _shift_next(a: jax.Array, axis: int) -> jax.Array:
@@ -189,10 +215,13 @@ def _max_pool_even_bwd(res, g):
 
   phases = []
   for rp in (0, 1):
-    rows = [by_parity([contrib[0][j], contrib[1][j], contrib[2][j]], rp, 1)
-            for j in range(3)]  # per column tap, [B, h, w, C]
-    phases.append(jnp.stack([by_parity(rows, cp, 2) for cp in (0, 1)],
-                            axis=3))  # [B, h, w, 2 (col parity), C]
+    rows = [
+      by_parity([contrib[0][j], contrib[1][j], contrib[2][j]], rp, 1)
+      for j in range(3)
+    ]  # per column tap, [B, h, w, C]
+    phases.append(
+      jnp.stack([by_parity(rows, cp, 2) for cp in (0, 1)], axis=3)
+    )  # [B, h, w, 2 (col parity), C]
   gx = jnp.stack(phases, axis=2)  # [B, h, 2 (row parity), w, 2, C]
   return (gx.reshape(b, hh, ww, c),)
 
@@ -221,6 +250,7 @@ class BasicBlock(nn.Module):
     downsample: add the 1x1 conv + BN projection on the identity path.
     train: BatchNorm in training mode (batch statistics).
   """
+
   features: int
   stride: int = 1
   downsample: bool = False
@@ -231,9 +261,11 @@ class BasicBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     bn = lambda name: TorchBatchNorm(  # noqa: E731
-        use_running_average=not self.train, dtype=self.dtype, name=name)
+      use_running_average=not self.train, dtype=self.dtype, name=name
+    )
     conv = lambda f, k, s, name: torch_conv(  # noqa: E731
-        f, k, s, name=name, dtype=self.dtype, precision=self.precision)
+      f, k, s, name=name, dtype=self.dtype, precision=self.precision
+    )
     out = conv(self.features, 3, self.stride, "conv1")(x)
     out = nn.relu(bn("bn1")(out))
     out = conv(self.features, 3, 1, "conv2")(out)
@@ -256,6 +288,7 @@ class ResNet34(nn.Module):
     dtype: compute dtype (params stay float32).
     precision: ``lax.Precision`` of convolutions (None = backend default).
   """
+
   stage_sizes: Sequence[int] = RESNET34_STAGES
   dtype: Dtype = jnp.float32
   precision: Precision = None
@@ -263,10 +296,12 @@ class ResNet34(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     x = x.astype(self.dtype)
-    x = torch_conv(64, 7, 2, name="conv1", dtype=self.dtype,
-                   precision=self.precision)(x)  # [B, H/2, W/2, 64]
-    x = TorchBatchNorm(use_running_average=not train, dtype=self.dtype,
-                       name="bn1")(x)
+    x = torch_conv(
+      64, 7, 2, name="conv1", dtype=self.dtype, precision=self.precision
+    )(x)  # [B, H/2, W/2, 64]
+    x = TorchBatchNorm(
+      use_running_average=not train, dtype=self.dtype, name="bn1"
+    )(x)
     x = nn.relu(x)
     x = max_pool_3x3_s2(x)  # [B, H/4, W/4, 64]
     in_features = 64
@@ -275,10 +310,13 @@ class ResNet34(nn.Module):
       for block in range(num_blocks):
         stride = RESNET34_STRIDES[stage] if block == 0 else 1
         x = BasicBlock(
-            features=features, stride=stride,
-            downsample=(block == 0 and (stride != 1 or
-                                        in_features != features)),
-            train=train, dtype=self.dtype, precision=self.precision,
-            name=f"layer{stage + 1}_{block}")(x)
+          features=features,
+          stride=stride,
+          downsample=(block == 0 and (stride != 1 or in_features != features)),
+          train=train,
+          dtype=self.dtype,
+          precision=self.precision,
+          name=f"layer{stage + 1}_{block}",
+        )(x)
         in_features = features
     return x  # [B, H/32, W/32, 512]

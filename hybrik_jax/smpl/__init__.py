@@ -13,5 +13,11 @@ from hybrik_jax.smpl.io import SMPLLoadError, load_model
 from hybrik_jax.smpl.lbs import forward
 from hybrik_jax.smpl.model import SMPLModel
 
-__all__ = ["SMPLModel", "SMPLLoadError", "forward", "hybrik_forward",
-           "load_model", "tables"]
+__all__ = [
+  "SMPLModel",
+  "SMPLLoadError",
+  "forward",
+  "hybrik_forward",
+  "load_model",
+  "tables",
+]

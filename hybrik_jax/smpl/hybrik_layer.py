@@ -23,13 +23,10 @@ SMPL rotations, since SMPL has no leaf joints to skin.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
-from hybrik_jax.smpl import ik
-from hybrik_jax.smpl import lbs
-from hybrik_jax.smpl import tables
+
+from hybrik_jax.smpl import ik, lbs, tables
 from hybrik_jax.smpl.model import SMPLModel
 
 
@@ -39,14 +36,20 @@ def rest_joints29(model: SMPLModel, betas: jax.Array) -> jax.Array:
   24 regressed joints of the shaped template, then its vertices 411, 2445,
   5905, 3216, 6617 (head top, middle finger tips, big toes).
   """
-  return lbs.shaped_points(model, betas, model.J_regressor,
-                           tables.LEAF_VERTEX_IDS)
+  return lbs.shaped_points(
+    model, betas, model.J_regressor, tables.LEAF_VERTEX_IDS
+  )
 
 
-def hybrik_forward(model: SMPLModel, pose_skeleton: jax.Array,
-                   betas: jax.Array, phis: jax.Array, train: bool = False,
-                   leaf_thetas: Optional[jax.Array] = None,
-                   transl: Optional[jax.Array] = None) -> dict[str, jax.Array]:
+def hybrik_forward(
+  model: SMPLModel,
+  pose_skeleton: jax.Array,
+  betas: jax.Array,
+  phis: jax.Array,
+  train: bool = False,
+  leaf_thetas: jax.Array | None = None,
+  transl: jax.Array | None = None,
+) -> dict[str, jax.Array]:
   """``HybrIKSMPL.forward``: IK on a predicted skeleton, then the SMPL mesh.
 
   Args:
@@ -66,20 +69,30 @@ def hybrik_forward(model: SMPLModel, pose_skeleton: jax.Array,
     [B, 24, 3, 3], or [B, 29, 3, 3] with ``leaf_thetas``). Metres.
   """
   if model.J_regressor_extra is None:
-    raise ValueError("hybrik_forward needs model.J_regressor_extra (the H36M "
-                     "regressor); load the model with extra_regressor=... or "
-                     "call model.with_extra_regressor(...)")
+    raise ValueError(
+      "hybrik_forward needs model.J_regressor_extra (the H36M "
+      "regressor); load the model with extra_regressor=... or "
+      "call model.with_extra_regressor(...)"
+    )
   dtype = model.dtype
   pose_skeleton = jnp.asarray(pose_skeleton, dtype)
   betas = jnp.asarray(betas, dtype)
   phis = jnp.asarray(phis, dtype)
   rest = rest_joints29(model, betas)  # [B, 29, 3]
   rot_mats, _ = ik.batch_inverse_kinematics_transform(
-      pose_skeleton, None, phis, rest, tables.HYBRIK_CHILDREN,
-      tables.HYBRIK_PARENTS, train=train, leaf_thetas=leaf_thetas)
-  poses = rot_mats[:, :tables.NUM_SMPL_JOINTS]
+    pose_skeleton,
+    None,
+    phis,
+    rest,
+    tables.HYBRIK_CHILDREN,
+    tables.HYBRIK_PARENTS,
+    train=train,
+    leaf_thetas=leaf_thetas,
+  )
+  poses = rot_mats[:, : tables.NUM_SMPL_JOINTS]
   vertices, joints, joints_from_verts = lbs.lbs_from_rotmats(
-      model, betas, rest[:, :tables.NUM_SMPL_JOINTS], poses)
+    model, betas, rest[:, : tables.NUM_SMPL_JOINTS], poses
+  )
   if transl is not None:
     transl = jnp.asarray(transl, dtype)[:, None, :]
     vertices = vertices + transl
@@ -87,12 +100,13 @@ def hybrik_forward(model: SMPLModel, pose_skeleton: jax.Array,
     joints_from_verts = joints_from_verts + transl
   else:
     joints = joints - jax.lax.stop_gradient(joints[:, :1])
-    joints_from_verts = (joints_from_verts
-                         - jax.lax.stop_gradient(joints_from_verts[:, :1]))
+    joints_from_verts = joints_from_verts - jax.lax.stop_gradient(
+      joints_from_verts[:, :1]
+    )
   return {
-      "vertices": vertices,
-      "joints": joints,
-      "joints_from_verts": joints_from_verts,
-      "poses": poses,
-      "rot_mats": rot_mats,
+    "vertices": vertices,
+    "joints": joints,
+    "joints_from_verts": joints_from_verts,
+    "poses": poses,
+    "rot_mats": rot_mats,
   }

@@ -26,7 +26,7 @@ Positions are in metres, root-relative for ``pose_skeleton``.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -64,9 +64,11 @@ def _twist(rest: jax.Array, phis: jax.Array) -> jax.Array:
   return geometry.rodrigues_from_axis(axis, phis[..., 0], phis[..., 1])
 
 
-def pelvis_orient_svd(rel_pose: jax.Array, rel_rest: jax.Array,
-                      pelvis_children: Sequence[int] = tables.PELVIS_CHILDREN
-                      ) -> jax.Array:
+def pelvis_orient_svd(
+  rel_pose: jax.Array,
+  rel_rest: jax.Array,
+  pelvis_children: Sequence[int] = tables.PELVIS_CHILDREN,
+) -> jax.Array:
   """Eval-mode root rotation (``batch_get_pelvis_orient_svd``).
 
   S = sum_c rel_rest[c] rel_pose[c]^T over the pelvis children; R = V U^T
@@ -85,16 +87,19 @@ def pelvis_orient_svd(rel_pose: jax.Array, rel_rest: jax.Array,
   zero = jnp.sum(s, axis=(-2, -1)) == 0
   # Keep the SVD away from the all-zero matrix so no NaN can appear in
   # either pass of the discarded branch.
-  s_safe = jnp.where(zero[:, None, None],
-                     jnp.diag(jnp.asarray([3.0, 2.0, 1.0], s.dtype)), s)
+  s_safe = jnp.where(
+    zero[:, None, None], jnp.diag(jnp.asarray([3.0, 2.0, 1.0], s.dtype)), s
+  )
   rot = geometry.orthogonal_polar_factor_t(s_safe)
   return jnp.where(zero[:, None, None], jnp.eye(3, dtype=s.dtype), rot)
 
 
-def pelvis_orient_analytic(rel_pose: jax.Array, rel_rest: jax.Array,
-                           spine_child: int = tables.PELVIS_CHILDREN[0],
-                           side_children: Sequence[int] = (
-                               tables.PELVIS_CHILDREN[1:])) -> jax.Array:
+def pelvis_orient_analytic(
+  rel_pose: jax.Array,
+  rel_rest: jax.Array,
+  spine_child: int = tables.PELVIS_CHILDREN[0],
+  side_children: Sequence[int] = (tables.PELVIS_CHILDREN[1:]),
+) -> jax.Array:
   """Train-mode root rotation (``batch_get_pelvis_orient``).
 
   Swing the rest spine1 bone onto the predicted one (pytorch3d axis-angle),
@@ -118,7 +123,8 @@ def pelvis_orient_analytic(rel_pose: jax.Array, rel_rest: jax.Array,
   axis = geometry.cross(s_r, s_f)
   axis = axis / (geometry.safe_norm(axis, keepdims=True) + 1e-8)
   angle = geometry.safe_arccos(
-      geometry.dot(s_r, s_f, keepdims=True) / (n_r * n_f + 1e-8))
+    geometry.dot(s_r, s_f, keepdims=True) / (n_r * n_f + 1e-8)
+  )
   rot_spine = geometry.axis_angle_to_matrix(angle * axis)
 
   side = np.asarray(side_children)
@@ -132,14 +138,14 @@ def pelvis_orient_analytic(rel_pose: jax.Array, rel_rest: jax.Array,
 
 
 def batch_inverse_kinematics_transform(
-    pose_skeleton: jax.Array,
-    global_orient: Optional[jax.Array],
-    phis: jax.Array,
-    rest_pose: jax.Array,
-    children: Sequence[int] = tables.HYBRIK_CHILDREN,
-    parents: Sequence[int] = tables.HYBRIK_PARENTS,
-    train: bool = False,
-    leaf_thetas: Optional[jax.Array] = None,
+  pose_skeleton: jax.Array,
+  global_orient: jax.Array | None,
+  phis: jax.Array,
+  rest_pose: jax.Array,
+  children: Sequence[int] = tables.HYBRIK_CHILDREN,
+  parents: Sequence[int] = tables.HYBRIK_PARENTS,
+  train: bool = False,
+  leaf_thetas: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
   """HybrIK twist-and-swing IK (mmhuman3d's function of the same name).
 
@@ -167,11 +173,13 @@ def batch_inverse_kinematics_transform(
   parents = tuple(int(p) for p in parents)
   num_joints = len(parents)
   if pose_skeleton.shape[1:] != (num_joints, 3):
-    raise ValueError(f"pose_skeleton must be [B, {num_joints}, 3], got "
-                     f"{pose_skeleton.shape}")
+    raise ValueError(
+      f"pose_skeleton must be [B, {num_joints}, 3], got {pose_skeleton.shape}"
+    )
   if rest_pose.shape[1:] != (num_joints, 3):
-    raise ValueError(f"rest_pose must be [B, {num_joints}, 3], got "
-                     f"{rest_pose.shape}")
+    raise ValueError(
+      f"rest_pose must be [B, {num_joints}, 3], got {rest_pose.shape}"
+    )
   num_twists = sum(1 for j in range(1, num_joints) if children[j] != -1)
   if phis.ndim != 3 or phis.shape[1:] != (num_twists, 2):
     raise ValueError(f"phis must be [B, {num_twists}, 2], got {phis.shape}")
@@ -181,8 +189,9 @@ def batch_inverse_kinematics_transform(
     leaf_thetas = jnp.reshape(leaf_thetas, (-1, len(leaves), 3, 3))
   if any(c == -3 for c in children):
     raise NotImplementedError(
-        "children == -3 (three-children SVD) is unreachable with HybrIK's "
-        "children_map and is not implemented")
+      "children == -3 (three-children SVD) is unreachable with HybrIK's "
+      "children_map and is not implemented"
+    )
 
   dtype = rest_pose.dtype
   rel_rest = _relative(rest_pose, par)  # [B, J, 3]; row 0 = rest root
@@ -213,8 +222,9 @@ def batch_inverse_kinematics_transform(
   tt_norm = geometry.safe_norm(rel_rest, keepdims=True)
 
   for level in tables.tree_levels(parents)[1:]:
-    joints = tuple(j for j in level
-                   if children[j] != -1 or leaf_thetas is not None)
+    joints = tuple(
+      j for j in level if children[j] != -1 or leaf_thetas is not None
+    )
     if not joints:
       continue
     idx = np.asarray(joints)
@@ -239,8 +249,9 @@ def batch_inverse_kinematics_transform(
         # o = pp_c * |tt_c| / |pp_c|; the reference divides without eps, so a
         # zero-length predicted bone gives NaN, the "> 15 mm" test is False
         # and the target is kept: reproduce that with an explicit guard.
-        orig = rel_pose[:, cidx] * geometry.safe_div(tt_norm[:, cidx],
-                                                     pp_norm[:, cidx])
+        orig = rel_pose[:, cidx] * geometry.safe_div(
+          tt_norm[:, cidx], pp_norm[:, cidx]
+        )
         diff = geometry.safe_norm(target - orig)
         use_orig = (diff > ADAPTIVE_THRESHOLD_M) & (pp_norm[:, cidx, 0] > 0)
         target = jnp.where(use_orig[..., None], orig, target)
@@ -249,8 +260,8 @@ def batch_inverse_kinematics_transform(
       # of the 24 SMPL joints: joint j's twist is phis[:, j - 1] (the root's
       # orientation is solved separately and has no twist angle).
       rot = geometry.matmul3(
-          _swing(rest_vec, target),
-          _twist(rest_vec, phis[:, sidx - 1]))
+        _swing(rest_vec, target), _twist(rest_vec, phis[:, sidx - 1])
+      )
       g_new = geometry.matmul3(g_s, rot)
       for k, j in enumerate(solved):
         local[j] = rot[:, k]
@@ -264,10 +275,13 @@ def batch_inverse_kinematics_transform(
 
   zeros = jnp.zeros_like(rel_rest[:, 0])
   rotate_rest_pose = jnp.stack(
-      [p if p is not None else zeros for p in posed], axis=1)
+    [p if p is not None else zeros for p in posed], axis=1
+  )
   if leaf_thetas is None:
-    rot_mats = jnp.stack([local[j] for j in range(num_joints)
-                          if children[j] != -1 or j == 0], axis=1)
+    rot_mats = jnp.stack(
+      [local[j] for j in range(num_joints) if children[j] != -1 or j == 0],
+      axis=1,
+    )
   else:
     rot_mats = jnp.stack(local, axis=1)
   return rot_mats, rotate_rest_pose

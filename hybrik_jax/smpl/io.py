@@ -36,8 +36,9 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -49,11 +50,16 @@ from hybrik_jax.smpl.model import SMPLModel
 from hybrik_jax.smpl.pickle_compat import as_numeric
 
 __all__ = [
-    "SMPLLoadError", "UnsafePickleError", "GENDERS", "load_model",
-    "load_raw_dict", "resolve_model_file", "model_file_candidates",
+  "SMPLLoadError",
+  "UnsafePickleError",
+  "GENDERS",
+  "load_model",
+  "load_raw_dict",
+  "resolve_model_file",
+  "model_file_candidates",
 ]
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 GENDERS = ("neutral", "male", "female")
 
@@ -61,11 +67,17 @@ GENDERS = ("neutral", "male", "female")
 _GENDER_SHORT = {"neutral": "neutral", "male": "m", "female": "f"}
 
 # Keys every model file must hold (pickle / npz names).
-_REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor",
-                  "weights", "f")
+_REQUIRED_KEYS = (
+  "v_template",
+  "shapedirs",
+  "posedirs",
+  "J_regressor",
+  "weights",
+  "f",
+)
 
 # Limits guarding against corrupt or hostile files.
-_MAX_DECOMPRESSED_BYTES = 2 << 30   # 2 GiB for a gunzipped pickle.
+_MAX_DECOMPRESSED_BYTES = 2 << 30  # 2 GiB for a gunzipped pickle.
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -89,10 +101,12 @@ def model_file_candidates(gender: str = "neutral") -> tuple[str, ...]:
   upper = gender.upper()
   short = _GENDER_SHORT[gender]
   names = [f"SMPL_{upper}.npz", f"SMPL_{upper}.pkl", f"SMPL_{upper}.pkl.gz"]
-  for stem in (f"basicModel_{short}_lbs_10_207_0_v1.0.0",
-               f"basicmodel_{short}_lbs_10_207_0_v1.0.0",
-               f"basicmodel_{short}_lbs_10_207_0_v1.1.0",
-               f"basicModel_{short}_lbs_10_207_0_v1.1.0"):
+  for stem in (
+    f"basicModel_{short}_lbs_10_207_0_v1.0.0",
+    f"basicmodel_{short}_lbs_10_207_0_v1.0.0",
+    f"basicmodel_{short}_lbs_10_207_0_v1.1.0",
+    f"basicModel_{short}_lbs_10_207_0_v1.1.0",
+  ):
     names += [f"{stem}.pkl", f"{stem}.pkl.gz"]
   return tuple(names)
 
@@ -116,8 +130,9 @@ def resolve_model_file(path_or_dir: PathLike, gender: str = "neutral") -> Path:
   if not path.exists():
     raise SMPLLoadError(f"{path}: SMPL model path does not exist")
   if not path.is_dir():
-    raise SMPLLoadError(f"{path}: SMPL model path is neither a file nor a "
-                        "directory")
+    raise SMPLLoadError(
+      f"{path}: SMPL model path is neither a file nor a directory"
+    )
   names = model_file_candidates(gender)
   searched = []
   for folder in (path, path / "smpl"):
@@ -127,8 +142,9 @@ def resolve_model_file(path_or_dir: PathLike, gender: str = "neutral") -> Path:
       if candidate.is_file():
         return candidate
   raise SMPLLoadError(
-      f"{path}: no SMPL model file for gender '{gender}' found; searched:\n  "
-      + "\n  ".join(searched))
+    f"{path}: no SMPL model file for gender '{gender}' found; searched:\n  "
+    + "\n  ".join(searched)
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -146,31 +162,38 @@ def _read_bytes(path: Path) -> bytes:
       with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
         data = gz.read(_MAX_DECOMPRESSED_BYTES + 1)
     except Exception as e:  # noqa: BLE001 - OSError, EOFError, zlib.error.
-      raise SMPLLoadError(f"{path}: corrupt or truncated gzip file "
-                          f"({type(e).__name__}: {e})") from None
+      raise SMPLLoadError(
+        f"{path}: corrupt or truncated gzip file ({type(e).__name__}: {e})"
+      ) from None
     if len(data) > _MAX_DECOMPRESSED_BYTES:
-      raise SMPLLoadError(f"{path}: decompresses to more than "
-                          f"{_MAX_DECOMPRESSED_BYTES} bytes")
+      raise SMPLLoadError(
+        f"{path}: decompresses to more than {_MAX_DECOMPRESSED_BYTES} bytes"
+      )
   return data
 
 
 def _unpickle(data: bytes, path: Path) -> dict[str, Any]:
   try:
-    obj = RestrictedUnpickler(io.BytesIO(data),
-                              pickle_compat.allowed_globals(SMPLLoadError),
-                              source=str(path), encoding="latin1").load()
+    obj = RestrictedUnpickler(
+      io.BytesIO(data),
+      pickle_compat.allowed_globals(SMPLLoadError),
+      source=str(path),
+      encoding="latin1",
+    ).load()
   except UnsafePickleError:
     raise
   except SMPLLoadError as e:
     raise SMPLLoadError(f"{path}: {e}") from None
   except Exception as e:  # noqa: BLE001 - truncated / corrupt pickle streams.
     raise SMPLLoadError(
-        f"{path}: not a readable SMPL model pickle, npz or gzip file "
-        f"({type(e).__name__}: {e}); the file may be truncated or corrupt"
+      f"{path}: not a readable SMPL model pickle, npz or gzip file "
+      f"({type(e).__name__}: {e}); the file may be truncated or corrupt"
     ) from None
   if not isinstance(obj, dict):
-    raise SMPLLoadError(f"{path}: the pickle holds a {type(obj).__name__}, "
-                        "expected a dict of model arrays")
+    raise SMPLLoadError(
+      f"{path}: the pickle holds a {type(obj).__name__}, "
+      "expected a dict of model arrays"
+    )
   return {str(k): v for k, v in obj.items()}
 
 
@@ -179,8 +202,9 @@ def _read_npz(data: bytes, path: Path) -> dict[str, Any]:
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
       return {k: npz[k] for k in npz.files}
   except Exception as e:  # noqa: BLE001 - zip / npy format errors.
-    raise SMPLLoadError(f"{path}: not a readable SMPL npz archive "
-                        f"({type(e).__name__}: {e})") from None
+    raise SMPLLoadError(
+      f"{path}: not a readable SMPL npz archive ({type(e).__name__}: {e})"
+    ) from None
 
 
 def _read_model_file(path: Path) -> dict[str, Any]:
@@ -196,13 +220,16 @@ def _materialize(value: Any, source: Path, key: str) -> Any:
   try:
     return pickle_compat.materialize(value)
   except Exception as e:  # noqa: BLE001 - any failure means a corrupt file.
-    raise SMPLLoadError(f"{source}: key '{key}': cannot read "
-                        f"{value.pickled_name} object ({type(e).__name__}: "
-                        f"{e})") from None
+    raise SMPLLoadError(
+      f"{source}: key '{key}': cannot read "
+      f"{value.pickled_name} object ({type(e).__name__}: "
+      f"{e})"
+    ) from None
 
 
-def load_raw_dict(path_or_dir: PathLike, gender: str = "neutral"
-                  ) -> dict[str, Any]:
+def load_raw_dict(
+  path_or_dir: PathLike, gender: str = "neutral"
+) -> dict[str, Any]:
   """Reads every entry of a model file, chumpy / sparse values as numpy.
 
   Values are returned as stored (float64 for the official files, ``f`` as
@@ -229,8 +256,9 @@ def load_raw_dict(path_or_dir: PathLike, gender: str = "neutral"
 
 def _get_array(raw: Mapping[str, Any], key: str, path: Path) -> np.ndarray:
   if key not in raw:
-    raise SMPLLoadError(f"{path}: required key '{key}' is missing (keys: "
-                        f"{sorted(raw)})")
+    raise SMPLLoadError(
+      f"{path}: required key '{key}' is missing (keys: {sorted(raw)})"
+    )
   value = _materialize(raw[key], path, key)
   try:
     array = as_numeric(value, f"key '{key}'")
@@ -239,20 +267,30 @@ def _get_array(raw: Mapping[str, Any], key: str, path: Path) -> np.ndarray:
   return array
 
 
-def _check_shape(array: np.ndarray, expected: Sequence[Optional[int]],
-                 path: Path, key: str, note: str = "") -> None:
+def _check_shape(
+  array: np.ndarray,
+  expected: Sequence[int | None],
+  path: Path,
+  key: str,
+  note: str = "",
+) -> None:
   ok = array.ndim == len(expected) and all(
-      e is None or s == e for s, e in zip(array.shape, expected))
+    e is None or s == e for s, e in zip(array.shape, expected)
+  )
   if not ok:
     want = "[" + ", ".join("*" if e is None else str(e) for e in expected) + "]"
-    raise SMPLLoadError(f"{path}: key '{key}' has shape {tuple(array.shape)}, "
-                        f"expected {want}{note}")
+    raise SMPLLoadError(
+      f"{path}: key '{key}' has shape {tuple(array.shape)}, "
+      f"expected {want}{note}"
+    )
 
 
 def _check_finite(array: np.ndarray, path: Path, key: str) -> None:
   if not np.all(np.isfinite(array)):
-    raise SMPLLoadError(f"{path}: key '{key}' (shape {tuple(array.shape)}) "
-                        "holds non-finite values")
+    raise SMPLLoadError(
+      f"{path}: key '{key}' (shape {tuple(array.shape)}) "
+      "holds non-finite values"
+    )
 
 
 def _check_gender(gender: str) -> str:
@@ -274,33 +312,42 @@ def _resolve_dtype(dtype) -> np.dtype:
   return dt
 
 
-def _load_extra_regressor(extra, num_vertices: int, source: str
-                          ) -> np.ndarray:
+def _load_extra_regressor(extra, num_vertices: int, source: str) -> np.ndarray:
   if isinstance(extra, (str, os.PathLike)):
     path = Path(extra).expanduser()
     source = str(path)
     try:
       extra = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - missing / corrupt .npy.
-      raise SMPLLoadError(f"{path}: cannot read extra joint regressor "
-                          f"({type(e).__name__}: {e})") from None
+      raise SMPLLoadError(
+        f"{path}: cannot read extra joint regressor ({type(e).__name__}: {e})"
+      ) from None
     if not isinstance(extra, np.ndarray):
-      raise SMPLLoadError(f"{path}: extra joint regressor must be a .npy "
-                          "array, got an archive")
+      raise SMPLLoadError(
+        f"{path}: extra joint regressor must be a .npy array, got an archive"
+      )
   try:
     array = as_numeric(extra, "extra joint regressor")
   except ValueError as e:
     raise SMPLLoadError(f"{source}: {e}") from None
-  _check_shape(array, (None, num_vertices), Path(source), "J_regressor_extra",
-               f" ([E, V] with V={num_vertices} from v_template)")
+  _check_shape(
+    array,
+    (None, num_vertices),
+    Path(source),
+    "J_regressor_extra",
+    f" ([E, V] with V={num_vertices} from v_template)",
+  )
   _check_finite(array, Path(source), "J_regressor_extra")
   return array
 
 
-def load_model(path_or_dir: PathLike, gender: str = "neutral",
-               extra_regressor: Union[None, np.ndarray, PathLike] = None,
-               num_betas: int = tables.NUM_BETAS,
-               dtype=None) -> SMPLModel:
+def load_model(
+  path_or_dir: PathLike,
+  gender: str = "neutral",
+  extra_regressor: None | np.ndarray | PathLike = None,
+  num_betas: int = tables.NUM_BETAS,
+  dtype=None,
+) -> SMPLModel:
   """Loads an SMPL body model.
 
   Args:
@@ -335,8 +382,11 @@ def load_model(path_or_dir: PathLike, gender: str = "neutral",
     ValueError: invalid ``gender``, ``num_betas`` or ``dtype`` argument.
   """
   gender = _check_gender(gender)
-  if isinstance(num_betas, bool) or not isinstance(
-      num_betas, (int, np.integer)) or num_betas < 1:
+  if (
+    isinstance(num_betas, bool)
+    or not isinstance(num_betas, (int, np.integer))
+    or num_betas < 1
+  ):
     raise ValueError(f"num_betas must be a positive integer, got {num_betas!r}")
   num_betas = int(num_betas)
   out_dtype = _resolve_dtype(dtype)
@@ -349,25 +399,28 @@ def load_model(path_or_dir: PathLike, gender: str = "neutral",
   _check_shape(v_template, (None, 3), path, "v_template")
   nv = v_template.shape[0]
   if nv < 1:
-    raise SMPLLoadError(f"{path}: key 'v_template' has no vertices "
-                        f"(shape {v_template.shape})")
+    raise SMPLLoadError(
+      f"{path}: key 'v_template' has no vertices (shape {v_template.shape})"
+    )
   vnote = f" (V={nv} from v_template)"
 
   shapedirs = _get_array(raw, "shapedirs", path)
   _check_shape(shapedirs, (nv, 3, None), path, "shapedirs", vnote)
   if shapedirs.shape[2] < num_betas:
     raise SMPLLoadError(
-        f"{path}: key 'shapedirs' has shape {shapedirs.shape}: "
-        f"{shapedirs.shape[2]} shape components, {num_betas} requested")
+      f"{path}: key 'shapedirs' has shape {shapedirs.shape}: "
+      f"{shapedirs.shape[2]} shape components, {num_betas} requested"
+    )
   shapedirs = shapedirs[:, :, :num_betas]
 
   posedirs = _get_array(raw, "posedirs", path)
   if posedirs.ndim == 2 and posedirs.shape == (npb, nv * 3):
-    posedirs_flat = posedirs                                # [207, V*3]
+    posedirs_flat = posedirs  # [207, V*3]
   else:
-    _check_shape(posedirs, (nv, 3, npb), path, "posedirs",
-                 f"{vnote}, or [{npb}, {nv * 3}]")
-    posedirs_flat = posedirs.reshape(nv * 3, npb).T         # [207, V*3]
+    _check_shape(
+      posedirs, (nv, 3, npb), path, "posedirs", f"{vnote}, or [{npb}, {nv * 3}]"
+    )
+    posedirs_flat = posedirs.reshape(nv * 3, npb).T  # [207, V*3]
 
   j_regressor = _get_array(raw, "J_regressor", path)
   _check_shape(j_regressor, (nj, nv), path, "J_regressor", vnote)
@@ -378,16 +431,23 @@ def load_model(path_or_dir: PathLike, gender: str = "neutral",
   faces = _get_array(raw, "f", path)
   _check_shape(faces, (None, 3), path, "f")
   if not np.issubdtype(faces.dtype, np.integer):
-    raise SMPLLoadError(f"{path}: key 'f' (shape {faces.shape}) has dtype "
-                        f"{faces.dtype}, expected integers")
+    raise SMPLLoadError(
+      f"{path}: key 'f' (shape {faces.shape}) has dtype "
+      f"{faces.dtype}, expected integers"
+    )
   if faces.size and (faces.min() < 0 or faces.max() >= nv):
     raise SMPLLoadError(
-        f"{path}: key 'f' (shape {faces.shape}) has vertex indices in "
-        f"[{faces.min()}, {faces.max()}], outside [0, {nv}){vnote}")
+      f"{path}: key 'f' (shape {faces.shape}) has vertex indices in "
+      f"[{faces.min()}, {faces.max()}], outside [0, {nv}){vnote}"
+    )
 
-  for key, array in (("v_template", v_template), ("shapedirs", shapedirs),
-                     ("posedirs", posedirs), ("J_regressor", j_regressor),
-                     ("weights", weights)):
+  for key, array in (
+    ("v_template", v_template),
+    ("shapedirs", shapedirs),
+    ("posedirs", posedirs),
+    ("J_regressor", j_regressor),
+    ("weights", weights),
+  ):
     _check_finite(array, path, key)
 
   if "kintree_table" in raw:
@@ -396,8 +456,9 @@ def load_model(path_or_dir: PathLike, gender: str = "neutral",
     parents = tuple(int(p) for p in kintree[0, 1:])
     if parents != tables.SMPL_PARENTS[1:]:
       raise SMPLLoadError(
-          f"{path}: key 'kintree_table' (shape {kintree.shape}) has parents "
-          f"{parents}, expected SMPL's {tables.SMPL_PARENTS[1:]}")
+        f"{path}: key 'kintree_table' (shape {kintree.shape}) has parents "
+        f"{parents}, expected SMPL's {tables.SMPL_PARENTS[1:]}"
+      )
 
   if extra_regressor is not None:
     extra = _load_extra_regressor(extra_regressor, nv, "extra_regressor")
@@ -412,12 +473,12 @@ def load_model(path_or_dir: PathLike, gender: str = "neutral",
     return jnp.asarray(np.asarray(x, dtype=out_dtype))
 
   return SMPLModel(
-      v_template=f(v_template),
-      shapedirs=f(shapedirs),
-      posedirs=f(posedirs_flat),
-      J_regressor=f(j_regressor),
-      lbs_weights=f(weights),
-      faces=jnp.asarray(faces.astype(np.int32)),
-      J_regressor_extra=None if extra is None else f(extra),
-      gender=gender,
+    v_template=f(v_template),
+    shapedirs=f(shapedirs),
+    posedirs=f(posedirs_flat),
+    J_regressor=f(j_regressor),
+    lbs_weights=f(weights),
+    faces=jnp.asarray(faces.astype(np.int32)),
+    J_regressor_extra=None if extra is None else f(extra),
+    gender=gender,
   )

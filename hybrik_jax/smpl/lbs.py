@@ -18,7 +18,7 @@ large B. On accelerators the whole batch is one chunk.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -37,8 +37,10 @@ CPU_CHUNK = 64  # samples per mesh chunk on CPU (see module docstring)
 def _check_betas(model: SMPLModel, betas: jax.Array) -> int:
   nb = betas.shape[-1]
   if betas.ndim != 2 or nb > model.num_betas:
-    raise ValueError(f"betas must be [B, NB] with NB <= {model.num_betas} "
-                     f"(the model's shape directions), got {betas.shape}")
+    raise ValueError(
+      f"betas must be [B, NB] with NB <= {model.num_betas} "
+      f"(the model's shape directions), got {betas.shape}"
+    )
   return nb
 
 
@@ -64,9 +66,12 @@ def regress_joints(regressor: jax.Array, vertices: jax.Array) -> jax.Array:
   return jnp.einsum("jv,bvk->bjk", regressor, vertices, precision=_HI)
 
 
-def shaped_points(model: SMPLModel, betas: jax.Array,
-                  regressor: Optional[jax.Array] = None,
-                  vertex_ids: Sequence[int] = ()) -> jax.Array:
+def shaped_points(
+  model: SMPLModel,
+  betas: jax.Array,
+  regressor: jax.Array | None = None,
+  vertex_ids: Sequence[int] = (),
+) -> jax.Array:
   """Regressed joints and selected vertices of the shaped template.
 
   Equals ``regressor @ shape_blend(model, betas)`` (then the vertices
@@ -97,10 +102,12 @@ def shaped_points(model: SMPLModel, betas: jax.Array,
   return base[None] + offsets.reshape(betas.shape[0], n, 3)
 
 
-def batch_rigid_transform(rot_mats: jax.Array, joints: jax.Array,
-                          parents: Sequence[int] = tables.SMPL_PARENTS,
-                          levels: Optional[Sequence[Sequence[int]]] = None
-                          ) -> tuple[jax.Array, jax.Array, jax.Array]:
+def batch_rigid_transform(
+  rot_mats: jax.Array,
+  joints: jax.Array,
+  parents: Sequence[int] = tables.SMPL_PARENTS,
+  levels: Sequence[Sequence[int]] | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Forward kinematics of local rotations on rest joints (smplx semantics).
 
   The chain ``A_k = A_pa(k) [R_k | t_k - t_pa(k)]`` is evaluated level by
@@ -128,7 +135,8 @@ def batch_rigid_transform(rot_mats: jax.Array, joints: jax.Array,
     levels = tables.tree_levels(parents)
   par = np.asarray(parents)
   rel_joints = joints - jnp.concatenate(
-      [jnp.zeros_like(joints[:, :1]), joints[:, par[1:]]], axis=1)
+    [jnp.zeros_like(joints[:, :1]), joints[:, par[1:]]], axis=1
+  )
 
   glob_r = [None] * num_joints
   glob_t = [None] * num_joints
@@ -165,8 +173,12 @@ def pose_blend(model: SMPLModel, rot_mats: jax.Array) -> jax.Array:
   return offsets.reshape(b, -1, 3)
 
 
-def skin(lbs_weights: jax.Array, rel_rot: jax.Array, rel_transl: jax.Array,
-         v_posed: jax.Array) -> jax.Array:
+def skin(
+  lbs_weights: jax.Array,
+  rel_rot: jax.Array,
+  rel_transl: jax.Array,
+  v_posed: jax.Array,
+) -> jax.Array:
   """Linear blend skinning.
 
   The per-vertex 3x4 transforms are formed channel-major ([B, 12, V], one
@@ -185,12 +197,17 @@ def skin(lbs_weights: jax.Array, rel_rot: jax.Array, rel_transl: jax.Array,
   b, j = rel_rot.shape[:2]
   affine = jnp.concatenate([rel_rot, rel_transl[..., None]], axis=-1)
   affine = affine.reshape(b, j, 12)
-  per_vertex = jnp.einsum("bjc,vj->bcv", affine, lbs_weights,
-                          precision=_HI)  # [B, 12, V]
+  per_vertex = jnp.einsum(
+    "bjc,vj->bcv", affine, lbs_weights, precision=_HI
+  )  # [B, 12, V]
   x, y, z = v_posed[..., 0], v_posed[..., 1], v_posed[..., 2]  # [B, V]
-  rows = [per_vertex[:, 4 * i] * x + per_vertex[:, 4 * i + 1] * y
-          + per_vertex[:, 4 * i + 2] * z + per_vertex[:, 4 * i + 3]
-          for i in range(3)]
+  rows = [
+    per_vertex[:, 4 * i] * x
+    + per_vertex[:, 4 * i + 1] * y
+    + per_vertex[:, 4 * i + 2] * z
+    + per_vertex[:, 4 * i + 3]
+    for i in range(3)
+  ]
   return jnp.stack(rows, axis=-1)
 
 
@@ -200,20 +217,27 @@ def _to_rotmats(x: jax.Array, num: int, name: str) -> jax.Array:
   b = x.shape[0] if x.ndim else 0
   if x.ndim >= 3 and x.shape[-2:] == (3, 3):
     if x.shape[1:] not in ((num, 3, 3),) and not (num == 1 and x.ndim == 3):
-      raise ValueError(f"{name}: rotation matrices must be [B, {num}, 3, 3], "
-                       f"got {x.shape}")
+      raise ValueError(
+        f"{name}: rotation matrices must be [B, {num}, 3, 3], got {x.shape}"
+      )
     return x.reshape(b, num, 3, 3)
   if x.ndim in (2, 3) and int(np.prod(x.shape[1:])) == num * 3:
     return geometry.batch_rodrigues(x.reshape(b, num, 3))
-  raise ValueError(f"{name}: expected axis-angle [B, {num * 3}] or "
-                   f"[B, {num}, 3] or rotation matrices [B, {num}, 3, 3], got "
-                   f"shape {x.shape}")
+  raise ValueError(
+    f"{name}: expected axis-angle [B, {num * 3}] or "
+    f"[B, {num}, 3] or rotation matrices [B, {num}, 3, 3], got "
+    f"shape {x.shape}"
+  )
 
 
-def _mesh_chunk(model: SMPLModel, betas: jax.Array, rot_mats: jax.Array,
-                rel_rot: jax.Array, rel_transl: jax.Array,
-                transl: Optional[jax.Array]
-                ) -> tuple[jax.Array, Optional[jax.Array]]:
+def _mesh_chunk(
+  model: SMPLModel,
+  betas: jax.Array,
+  rot_mats: jax.Array,
+  rel_rot: jax.Array,
+  rel_transl: jax.Array,
+  transl: jax.Array | None,
+) -> tuple[jax.Array, jax.Array | None]:
   """Shape blend + pose blend + LBS (+ transl, extra joints) for one chunk."""
   v_shaped = shape_blend(model, betas)
   v_posed = v_shaped + pose_blend(model, rot_mats)
@@ -226,7 +250,7 @@ def _mesh_chunk(model: SMPLModel, betas: jax.Array, rot_mats: jax.Array,
   return vertices, extra
 
 
-def _chunk_size(batch: int, chunk: Optional[int]) -> int:
+def _chunk_size(batch: int, chunk: int | None) -> int:
   if chunk is None:
     chunk = CPU_CHUNK if jax.default_backend() == "cpu" else batch
   chunk = max(1, min(chunk, batch))
@@ -235,11 +259,14 @@ def _chunk_size(batch: int, chunk: Optional[int]) -> int:
   return chunk
 
 
-def lbs_from_rotmats(model: SMPLModel, betas: jax.Array,
-                     rest_joints: jax.Array, rot_mats: jax.Array,
-                     transl: Optional[jax.Array] = None,
-                     chunk: Optional[int] = None
-                     ) -> tuple[jax.Array, jax.Array, Optional[jax.Array]]:
+def lbs_from_rotmats(
+  model: SMPLModel,
+  betas: jax.Array,
+  rest_joints: jax.Array,
+  rot_mats: jax.Array,
+  transl: jax.Array | None = None,
+  chunk: int | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array | None]:
   """Poses the shaped body with 24 local rotations.
 
   Args:
@@ -257,15 +284,19 @@ def lbs_from_rotmats(model: SMPLModel, betas: jax.Array,
     (else None). Metres.
   """
   posed_joints, rel_rot, rel_t = batch_rigid_transform(
-      rot_mats, rest_joints, tables.SMPL_PARENTS, tables.SMPL_LEVELS)
+    rot_mats, rest_joints, tables.SMPL_PARENTS, tables.SMPL_LEVELS
+  )
   batch = rot_mats.shape[0]
   c = _chunk_size(batch, chunk)
   if c == batch:
-    vertices, extra = _mesh_chunk(model, betas, rot_mats, rel_rot, rel_t,
-                                  transl)
+    vertices, extra = _mesh_chunk(
+      model, betas, rot_mats, rel_rot, rel_t, transl
+    )
   else:
-    xs = jax.tree.map(lambda a: a.reshape((batch // c, c) + a.shape[1:]),
-                      (betas, rot_mats, rel_rot, rel_t, transl))
+    xs = jax.tree.map(
+      lambda a: a.reshape((batch // c, c) + a.shape[1:]),
+      (betas, rot_mats, rel_rot, rel_t, transl),
+    )
     vertices, extra = jax.lax.map(lambda x: _mesh_chunk(model, *x), xs)
     vertices = vertices.reshape((batch,) + vertices.shape[2:])
     if extra is not None:
@@ -273,9 +304,13 @@ def lbs_from_rotmats(model: SMPLModel, betas: jax.Array,
   return vertices, posed_joints, extra
 
 
-def forward(model: SMPLModel, betas: jax.Array, body_pose: jax.Array,
-            global_orient: jax.Array, transl: Optional[jax.Array] = None
-            ) -> dict[str, jax.Array]:
+def forward(
+  model: SMPLModel,
+  betas: jax.Array,
+  body_pose: jax.Array,
+  global_orient: jax.Array,
+  transl: jax.Array | None = None,
+) -> dict[str, jax.Array]:
   """SMPL forward with smplx semantics.
 
   Args:
@@ -304,8 +339,9 @@ def forward(model: SMPLModel, betas: jax.Array, body_pose: jax.Array,
   rest_joints = shaped_points(model, betas)
   if transl is not None:
     transl = jnp.asarray(transl, dtype=model.dtype).reshape(b, 3)
-  vertices, joints, extra = lbs_from_rotmats(model, betas, rest_joints,
-                                             rot_mats, transl)
+  vertices, joints, extra = lbs_from_rotmats(
+    model, betas, rest_joints, rot_mats, transl
+  )
   if transl is not None:
     joints = joints + transl[:, None, :]
   out = {"vertices": vertices, "joints": joints}

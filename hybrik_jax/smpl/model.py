@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -24,13 +22,14 @@ class SMPLModel:
     J_regressor_extra: [E, V] optional extra regressor (H36M-17) or None.
     gender: 'neutral' | 'male' | 'female' (static).
   """
+
   v_template: jax.Array
   shapedirs: jax.Array
   posedirs: jax.Array
   J_regressor: jax.Array
   lbs_weights: jax.Array
   faces: jax.Array
-  J_regressor_extra: Optional[jax.Array] = None
+  J_regressor_extra: jax.Array | None = None
   gender: str = struct.field(pytree_node=False, default="neutral")
 
   @property
@@ -45,7 +44,7 @@ class SMPLModel:
   def dtype(self):
     return self.v_template.dtype
 
-  def with_extra_regressor(self, regressor) -> "SMPLModel":
+  def with_extra_regressor(self, regressor) -> SMPLModel:
     """Returns a copy with ``J_regressor_extra`` set ([E, V])."""
     regressor = jnp.asarray(regressor, dtype=self.dtype)
     return self.replace(J_regressor_extra=regressor)

@@ -76,13 +76,20 @@ def swing_twist_phis(rot_mats: np.ndarray, rest29: np.ndarray) -> np.ndarray:
   v = np.cross(n, rn)
   c = np.sum(n * rn, axis=-1)
   vx = _skew(v)
-  swing = (np.eye(3) + vx
-           + vx @ vx / np.maximum(1.0 + c, 1e-12)[..., None, None])
+  swing = np.eye(3) + vx + vx @ vx / np.maximum(1.0 + c, 1e-12)[..., None, None]
   twist = np.swapaxes(swing, -1, -2) @ r  # rotation about n
   cos = (np.trace(twist, axis1=-2, axis2=-1) - 1.0) / 2.0
-  w = np.stack([twist[..., 2, 1] - twist[..., 1, 2],
-                twist[..., 0, 2] - twist[..., 2, 0],
-                twist[..., 1, 0] - twist[..., 0, 1]], -1) / 2.0
+  w = (
+    np.stack(
+      [
+        twist[..., 2, 1] - twist[..., 1, 2],
+        twist[..., 0, 2] - twist[..., 2, 0],
+        twist[..., 1, 0] - twist[..., 0, 1],
+      ],
+      -1,
+    )
+    / 2.0
+  )
   sin = np.sum(w * n, axis=-1)
   phis = np.stack([cos, sin], axis=-1)
   return phis / np.linalg.norm(phis, axis=-1, keepdims=True)
@@ -90,9 +97,14 @@ def swing_twist_phis(rot_mats: np.ndarray, rest29: np.ndarray) -> np.ndarray:
 
 def _skew(v: np.ndarray) -> np.ndarray:
   z = np.zeros_like(v[..., 0])
-  return np.stack([np.stack([z, -v[..., 2], v[..., 1]], -1),
-                   np.stack([v[..., 2], z, -v[..., 0]], -1),
-                   np.stack([-v[..., 1], v[..., 0], z], -1)], -2)
+  return np.stack(
+    [
+      np.stack([z, -v[..., 2], v[..., 1]], -1),
+      np.stack([v[..., 2], z, -v[..., 0]], -1),
+      np.stack([-v[..., 1], v[..., 0], z], -1),
+    ],
+    -2,
+  )
 
 
 def fk_skeleton29(rot_mats: np.ndarray, rest29: np.ndarray) -> np.ndarray:
@@ -122,15 +134,18 @@ def fk_skeleton29(rot_mats: np.ndarray, rest29: np.ndarray) -> np.ndarray:
   return np.stack(pos, axis=1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted_forward():
   import jax
+
   from hybrik_jax.smpl import forward
+
   return jax.jit(forward)
 
 
-def smpl_forward_batched(model, betas: np.ndarray, thetas: np.ndarray,
-                         batch: int = FORWARD_BATCH) -> dict[str, np.ndarray]:
+def smpl_forward_batched(
+  model, betas: np.ndarray, thetas: np.ndarray, batch: int = FORWARD_BATCH
+) -> dict[str, np.ndarray]:
   """SMPL forward (``hybrik_jax.smpl.forward``) in fixed-size jitted chunks.
 
   Args:
@@ -147,15 +162,19 @@ def smpl_forward_batched(model, betas: np.ndarray, thetas: np.ndarray,
   n = betas.shape[0]
   outs = {"vertices": [], "joints": [], "joints_extra": []}
   for start in range(0, n, batch):
-    b = betas[start:start + batch]
-    th = thetas[start:start + batch]
+    b = betas[start : start + batch]
+    th = thetas[start : start + batch]
     m = b.shape[0]
     pad = batch - m
     if pad:
       b = np.concatenate([b, np.zeros((pad,) + b.shape[1:])])
       th = np.concatenate([th, np.zeros((pad,) + th.shape[1:])])
-    res = fn(model, b.astype(np.float32), th[:, 1:].astype(np.float32),
-             th[:, 0].astype(np.float32))
+    res = fn(
+      model,
+      b.astype(np.float32),
+      th[:, 1:].astype(np.float32),
+      th[:, 0].astype(np.float32),
+    )
     for k in outs:
       outs[k].append(np.asarray(res[k], dtype=np.float64)[:m])
   return {k: np.concatenate(v) for k, v in outs.items()}

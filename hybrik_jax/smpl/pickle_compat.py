@@ -21,13 +21,20 @@ import numpy as np
 from hybrik_jax.safe_pickle import numpy_globals
 
 __all__ = [
-    "PickledObject", "ChumpyObject", "SparseMatrix", "CHUMPY_CLASSES",
-    "SPARSE_CLASSES", "allowed_globals", "as_numeric", "sparse_to_dense",
-    "chumpy_value", "materialize",
+  "PickledObject",
+  "ChumpyObject",
+  "SparseMatrix",
+  "CHUMPY_CLASSES",
+  "SPARSE_CLASSES",
+  "allowed_globals",
+  "as_numeric",
+  "sparse_to_dense",
+  "chumpy_value",
+  "materialize",
 ]
 
 # Limits guarding against corrupt or hostile files.
-_MAX_DENSE_ELEMENTS = 1 << 27       # entries of a densified sparse matrix.
+_MAX_DENSE_ELEMENTS = 1 << 27  # entries of a densified sparse matrix.
 _MAX_CHUMPY_DEPTH = 64
 
 
@@ -42,6 +49,7 @@ class PickledObject:
   so a hostile BUILD opcode that sets attributes on a stand-in class cannot
   leak into later loads.
   """
+
   pickled_name = "?"
 
   def __init__(self, *args, **kwargs):
@@ -62,31 +70,32 @@ class ChumpyObject(PickledObject):
 
 class SparseMatrix(PickledObject):
   """Stand-in for a pickled ``scipy.sparse`` CSC / CSR matrix."""
+
   sparse_format = "csc"
 
 
 # Chumpy classes whose value can be computed from their pickled terms.
 # Module paths are identical in old (Python 2) and new chumpy releases.
 CHUMPY_CLASSES = (
-    ("chumpy.ch", "Ch"),
-    ("chumpy.reordering", "Select"),
-    ("chumpy.reordering", "transpose"),
-    ("chumpy.reordering", "Reshape"),
-    ("chumpy.reordering", "Concatenate"),
-    ("chumpy.ch_ops", "add"),
-    ("chumpy.ch_ops", "subtract"),
-    ("chumpy.ch_ops", "multiply"),
-    ("chumpy.ch_ops", "divide"),
-    ("chumpy.ch_ops", "dot"),
+  ("chumpy.ch", "Ch"),
+  ("chumpy.reordering", "Select"),
+  ("chumpy.reordering", "transpose"),
+  ("chumpy.reordering", "Reshape"),
+  ("chumpy.reordering", "Concatenate"),
+  ("chumpy.ch_ops", "add"),
+  ("chumpy.ch_ops", "subtract"),
+  ("chumpy.ch_ops", "multiply"),
+  ("chumpy.ch_ops", "divide"),
+  ("chumpy.ch_ops", "dot"),
 )
 
 SPARSE_CLASSES = (
-    ("scipy.sparse.csc", "csc_matrix", "csc"),
-    ("scipy.sparse._csc", "csc_matrix", "csc"),
-    ("scipy.sparse._csc", "csc_array", "csc"),
-    ("scipy.sparse.csr", "csr_matrix", "csr"),
-    ("scipy.sparse._csr", "csr_matrix", "csr"),
-    ("scipy.sparse._csr", "csr_array", "csr"),
+  ("scipy.sparse.csc", "csc_matrix", "csc"),
+  ("scipy.sparse._csc", "csc_matrix", "csc"),
+  ("scipy.sparse._csc", "csc_array", "csc"),
+  ("scipy.sparse.csr", "csr_matrix", "csr"),
+  ("scipy.sparse._csr", "csr_matrix", "csr"),
+  ("scipy.sparse._csr", "csr_array", "csr"),
 )
 
 
@@ -112,10 +121,12 @@ def allowed_globals(error: type[Exception]) -> dict[tuple[str, str], Any]:
   def codecs_encode(obj, encoding="utf-8", errors="strict"):
     # Python 3's protocol-2 encoding of bytes: _codecs.encode(str, 'latin1').
     if not isinstance(obj, str) or encoding.lower().replace("-", "").replace(
-        "_", "") not in ("latin1", "iso88591", "l1"):
+      "_", ""
+    ) not in ("latin1", "iso88591", "l1"):
       raise error(
-          f"_codecs.encode is allowed for latin-1 strings only, got "
-          f"{type(obj).__name__} / {encoding!r}")
+        f"_codecs.encode is allowed for latin-1 strings only, got "
+        f"{type(obj).__name__} / {encoding!r}"
+      )
     del errors  # latin-1 encodes every str code point below 256 strictly.
     return obj.encode("latin-1")
 
@@ -133,11 +144,14 @@ def allowed_globals(error: type[Exception]) -> dict[tuple[str, str], Any]:
   allowed[("builtins", "set")] = set
   for mod, name in CHUMPY_CLASSES:
     allowed[(mod, name)] = type(
-        f"Chumpy_{name}", (ChumpyObject,), {"pickled_name": f"{mod}.{name}"})
+      f"Chumpy_{name}", (ChumpyObject,), {"pickled_name": f"{mod}.{name}"}
+    )
   for mod, name, fmt in SPARSE_CLASSES:
     allowed[(mod, name)] = type(
-        f"Sparse_{name}", (SparseMatrix,),
-        {"pickled_name": f"{mod}.{name}", "sparse_format": fmt})
+      f"Sparse_{name}",
+      (SparseMatrix,),
+      {"pickled_name": f"{mod}.{name}", "sparse_format": fmt},
+    )
   return allowed
 
 
@@ -147,10 +161,13 @@ def allowed_globals(error: type[Exception]) -> dict[tuple[str, str], Any]:
 
 def as_numeric(value: Any, what: str) -> np.ndarray:
   array = np.asarray(value)
-  if array.dtype.hasobject or not (np.issubdtype(array.dtype, np.number) or
-                                   array.dtype == np.bool_):
-    raise ValueError(f"{what} is not a numeric array (got "
-                     f"{type(value).__name__} of dtype {array.dtype})")
+  if array.dtype.hasobject or not (
+    np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+  ):
+    raise ValueError(
+      f"{what} is not a numeric array (got "
+      f"{type(value).__name__} of dtype {array.dtype})"
+    )
   return array
 
 
@@ -169,8 +186,9 @@ def sparse_to_dense(obj: SparseMatrix) -> np.ndarray:
   if len(shape) != 2 or min(shape) < 0:
     raise ValueError(f"{obj.pickled_name} has shape {shape}")
   if shape[0] * shape[1] > _MAX_DENSE_ELEMENTS:
-    raise ValueError(f"{obj.pickled_name} of shape {shape} is too large to "
-                     "densify")
+    raise ValueError(
+      f"{obj.pickled_name} of shape {shape} is too large to densify"
+    )
   data = as_numeric(state["data"], "data").reshape(-1)
   indices = as_numeric(state["indices"], "indices").reshape(-1)
   indptr = as_numeric(state["indptr"], "indptr").reshape(-1)
@@ -178,22 +196,33 @@ def sparse_to_dense(obj: SparseMatrix) -> np.ndarray:
     n_major, n_minor = shape[1], shape[0]
   else:
     n_major, n_minor = shape[0], shape[1]
-  if not (np.issubdtype(indices.dtype, np.integer) and
-          np.issubdtype(indptr.dtype, np.integer)):
+  if not (
+    np.issubdtype(indices.dtype, np.integer)
+    and np.issubdtype(indptr.dtype, np.integer)
+  ):
     raise ValueError(f"{obj.pickled_name} has non-integer indices")
   if indptr.shape != (n_major + 1,):
-    raise ValueError(f"{obj.pickled_name} of shape {shape} has indptr of "
-                     f"shape {indptr.shape}, expected ({n_major + 1},)")
+    raise ValueError(
+      f"{obj.pickled_name} of shape {shape} has indptr of "
+      f"shape {indptr.shape}, expected ({n_major + 1},)"
+    )
   nnz = int(indptr[-1])
-  if (indptr[0] != 0 or np.any(np.diff(indptr) < 0) or
-      nnz > min(indices.size, data.size)):
+  if (
+    indptr[0] != 0
+    or np.any(np.diff(indptr) < 0)
+    or nnz > min(indices.size, data.size)
+  ):
     raise ValueError(f"{obj.pickled_name} has an inconsistent indptr")
   indices = indices[:nnz].astype(np.int64)
   if nnz and (indices.min() < 0 or indices.max() >= n_minor):
     raise ValueError(f"{obj.pickled_name} has indices outside [0, {n_minor})")
   major = np.repeat(np.arange(n_major), np.diff(indptr))
-  dense = np.zeros(shape, dtype=np.result_type(data.dtype, np.float64)
-                   if data.dtype.kind in "biu" else data.dtype)
+  dense = np.zeros(
+    shape,
+    dtype=np.result_type(data.dtype, np.float64)
+    if data.dtype.kind in "biu"
+    else data.dtype,
+  )
   if obj.sparse_format == "csc":
     np.add.at(dense, (indices, major), data[:nnz])
   else:
@@ -201,8 +230,9 @@ def sparse_to_dense(obj: SparseMatrix) -> np.ndarray:
   return dense
 
 
-def chumpy_value(obj: ChumpyObject, depth: int = 0,
-                  active: set[int] | None = None) -> np.ndarray:
+def chumpy_value(
+  obj: ChumpyObject, depth: int = 0, active: set[int] | None = None
+) -> np.ndarray:
   """Computes the value (chumpy's ``.r``) of a pickled chumpy node."""
   if depth > _MAX_CHUMPY_DEPTH:
     raise ValueError("chumpy expression nested too deeply")
@@ -211,14 +241,17 @@ def chumpy_value(obj: ChumpyObject, depth: int = 0,
     raise ValueError(f"cyclic chumpy expression at {obj.pickled_name}")
   state = obj._state
   if not isinstance(state, dict):
-    raise ValueError(f"{obj.pickled_name} has no dict state (got "
-                     f"{type(state).__name__})")
+    raise ValueError(
+      f"{obj.pickled_name} has no dict state (got {type(state).__name__})"
+    )
   active.add(id(obj))
 
   def term(name):
     if name not in state:
-      raise ValueError(f"{obj.pickled_name} state lacks term '{name}' (has "
-                       f"{sorted(map(str, state))})")
+      raise ValueError(
+        f"{obj.pickled_name} state lacks term '{name}' (has "
+        f"{sorted(map(str, state))})"
+      )
     value = state[name]
     if isinstance(value, ChumpyObject):
       return chumpy_value(value, depth + 1, active)
@@ -238,19 +271,22 @@ def chumpy_value(obj: ChumpyObject, depth: int = 0,
       result = result.reshape(tuple(int(s) for s in state["preferred_shape"]))
   elif name == "transpose":
     axes = state.get("axes")
-    result = np.transpose(term("a"), None if axes is None else
-                          tuple(int(a) for a in axes))
+    result = np.transpose(
+      term("a"), None if axes is None else tuple(int(a) for a in axes)
+    )
   elif name == "Reshape":
     shape = state.get("newshape")
-    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s)
-                                                            for s in shape)
+    shape = (
+      (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
+    )
     result = term("a").reshape(shape)
   elif name == "Concatenate":
     names = state.get("dterms")
     if not isinstance(names, (list, tuple)) or not names:
       raise ValueError("Concatenate has no 'dterms' list")
-    result = np.concatenate([term(str(n)) for n in names],
-                            axis=int(state.get("axis", 0)))
+    result = np.concatenate(
+      [term(str(n)) for n in names], axis=int(state.get("axis", 0))
+    )
   elif name == "add":
     result = term("a") + term("b")
   elif name == "subtract":

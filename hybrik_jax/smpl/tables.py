@@ -9,16 +9,38 @@ Joint order (HybrIK-29): 0..23 are the SMPL joints, 24..28 the leaves
 
 from __future__ import annotations
 
-import numpy as np
-
 NUM_SMPL_JOINTS = 24
 NUM_HYBRIK_JOINTS = 29
 NUM_BETAS = 10
 NUM_POSE_BASIS = 207  # 23 joints x 9 rotation-matrix entries
 
 # SMPL kinematic tree (smplx stores parents[0] = -1).
-SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16,
-                17, 18, 19, 20, 21)
+SMPL_PARENTS = (
+  -1,
+  0,
+  0,
+  0,
+  1,
+  2,
+  3,
+  4,
+  5,
+  6,
+  7,
+  8,
+  9,
+  9,
+  9,
+  12,
+  13,
+  14,
+  16,
+  17,
+  18,
+  19,
+  20,
+  21,
+)
 
 # HybrIK-29: SMPL tree + 5 leaves (parents 15, 22, 23, 10, 11).
 HYBRIK_PARENTS = SMPL_PARENTS + (15, 22, 23, 10, 11)
@@ -28,12 +50,36 @@ HYBRIK_PARENTS = SMPL_PARENTS + (15, 22, 23, 10, 11)
 LEAF_VERTEX_IDS = (411, 2445, 5905, 3216, 6617)
 
 JOINT_NAMES_29 = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee",
-    "spine2", "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot",
-    "neck", "left_collar", "right_collar", "jaw", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_thumb", "right_thumb", "head", "left_middle", "right_middle",
-    "left_bigtoe", "right_bigtoe")
+  "pelvis",
+  "left_hip",
+  "right_hip",
+  "spine1",
+  "left_knee",
+  "right_knee",
+  "spine2",
+  "left_ankle",
+  "right_ankle",
+  "spine3",
+  "left_foot",
+  "right_foot",
+  "neck",
+  "left_collar",
+  "right_collar",
+  "jaw",
+  "left_shoulder",
+  "right_shoulder",
+  "left_elbow",
+  "right_elbow",
+  "left_wrist",
+  "right_wrist",
+  "left_thumb",
+  "right_thumb",
+  "head",
+  "left_middle",
+  "right_middle",
+  "left_bigtoe",
+  "right_bigtoe",
+)
 
 
 def _hybrik_children(parents: tuple[int, ...]) -> tuple[int, ...]:
@@ -56,9 +102,37 @@ def _hybrik_children(parents: tuple[int, ...]) -> tuple[int, ...]:
 
 
 HYBRIK_CHILDREN = _hybrik_children(HYBRIK_PARENTS)
-assert HYBRIK_CHILDREN == (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 27, 28, 15, 16, 17,
-                           24, 18, 19, 20, 21, 22, 23, 25, 26, -1, -1, -1, -1,
-                           -1)
+assert HYBRIK_CHILDREN == (
+  3,
+  4,
+  5,
+  6,
+  7,
+  8,
+  9,
+  10,
+  11,
+  12,
+  27,
+  28,
+  15,
+  16,
+  17,
+  24,
+  18,
+  19,
+  20,
+  21,
+  22,
+  23,
+  25,
+  26,
+  -1,
+  -1,
+  -1,
+  -1,
+  -1,
+)
 
 # Children of the pelvis used by the root-orientation solvers: spine1 first,
 # then the other children of joint 0 in index order.

@@ -13,8 +13,9 @@ before it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
@@ -35,49 +36,64 @@ class Checkpointer:
     async_save: write in a background thread (orbax async checkpointing).
   """
 
-  def __init__(self, workdir: str | Path, keep: int = 3,
-               async_save: bool = True):
+  def __init__(
+    self, workdir: str | Path, keep: int = 3, async_save: bool = True
+  ):
     self.directory = Path(workdir).absolute() / "checkpoints"
-    policy = pp.AnyPreservationPolicy([
+    policy = pp.AnyPreservationPolicy(
+      [
         pp.LatestN(n=keep),
-        pp.BestN(get_metric_fn=lambda m: m[BEST_METRIC], reverse=True, n=1,
-                 keep_checkpoints_without_metrics=False),
-    ])
+        pp.BestN(
+          get_metric_fn=lambda m: m[BEST_METRIC],
+          reverse=True,
+          n=1,
+          keep_checkpoints_without_metrics=False,
+        ),
+      ]
+    )
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=policy,
-        enable_async_checkpointing=async_save,
-        create=True,
-        cleanup_tmp_directories=True,
+      preservation_policy=policy,
+      enable_async_checkpointing=async_save,
+      create=True,
+      cleanup_tmp_directories=True,
     )
     self.manager = ocp.CheckpointManager(
-        self.directory, options=options,
-        item_names=("state", "data_iter"))
+      self.directory, options=options, item_names=("state", "data_iter")
+    )
 
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
 
-  def save(self, step: int, state: Any, data_iter_state: Mapping[str, Any],
-           metrics: Mapping[str, float] | None = None) -> None:
+  def save(
+    self,
+    step: int,
+    state: Any,
+    data_iter_state: Mapping[str, Any],
+    metrics: Mapping[str, float] | None = None,
+  ) -> None:
     """Saves ``state`` and the iterator state at ``step`` (async)."""
     self.manager.save(
-        int(step),
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data_iter=ocp.args.JsonSave(dict(data_iter_state))),
-        metrics=dict(metrics) if metrics else None,
-        force=True)
+      int(step),
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data_iter=ocp.args.JsonSave(dict(data_iter_state)),
+      ),
+      metrics=dict(metrics) if metrics else None,
+      force=True,
+    )
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """Restores checkpoint ``step`` into the structure of ``abstract_state``."""
     restored = self.manager.restore(
-        int(step),
-        args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
-            data_iter=ocp.args.JsonRestore()))
+      int(step),
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state),
+        data_iter=ocp.args.JsonRestore(),
+      ),
+    )
     return restored["state"], dict(restored["data_iter"])
 
-  def restore_latest(self, abstract_state: Any
-                     ) -> tuple[Any, dict, int] | None:
+  def restore_latest(self, abstract_state: Any) -> tuple[Any, dict, int] | None:
     """Restores the newest readable checkpoint, or returns None if none.
 
     A checkpoint that fails to load is reported and skipped in favour of
@@ -91,9 +107,14 @@ class Checkpointer:
       try:
         state, it = self.restore(step, abstract_state)
       except Exception as e:  # pylint: disable=broad-except
-        log.warning("checkpoint step %d in %s is unreadable (%s: %s); "
-                    "falling back to the previous one", step, self.directory,
-                    type(e).__name__, str(e)[:300])
+        log.warning(
+          "checkpoint step %d in %s is unreadable (%s: %s); "
+          "falling back to the previous one",
+          step,
+          self.directory,
+          type(e).__name__,
+          str(e)[:300],
+        )
         unreadable.append(step)
         continue
       result = (state, it, step)
@@ -141,6 +162,7 @@ def load_inference_variables(path: str | Path, body_model=None) -> dict:
   """
   from hybrik_jax.interop import convert
   from hybrik_jax.model import hybrik as hybrik_model
+
   path = Path(path)
   if not path.exists():
     raise CheckpointNotFoundError(f"checkpoint {path} does not exist")
@@ -150,14 +172,17 @@ def load_inference_variables(path: str | Path, body_model=None) -> dict:
       npz = path / convert.SMPL_NPZ
       if not npz.exists():
         raise CheckpointNotFoundError(
-            f"{path}: no {convert.SMPL_NPZ} (the source checkpoint carried no "
-            "smpl.* buffers): call load_inference_variables(path, "
-            "body_model=hybrik_jax.smpl.load_model(...)) with an SMPL model")
+          f"{path}: no {convert.SMPL_NPZ} (the source checkpoint carried no "
+          "smpl.* buffers): call load_inference_variables(path, "
+          "body_model=hybrik_jax.smpl.load_model(...)) with an SMPL model"
+        )
       from hybrik_jax import smpl
+
       body_model = smpl.load_model(npz)
     if "init_shape" not in variables.get("constants", {}):
-      raise CheckpointNotFoundError(f"{path}: converted variables lack "
-                                    "constants/init_shape")
+      raise CheckpointNotFoundError(
+        f"{path}: converted variables lack constants/init_shape"
+      )
     return hybrik_model.attach_body_model(variables, body_model)
 
   step_dirs = []
@@ -165,22 +190,29 @@ def load_inference_variables(path: str | Path, body_model=None) -> dict:
     step_dirs = [path]
   else:
     ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    step_dirs = sorted((p for p in ckpt_dir.iterdir()
-                        if p.is_dir() and p.name.isdigit()
-                        and (p / "state").is_dir()),
-                       key=lambda p: int(p.name), reverse=True)
+    step_dirs = sorted(
+      (
+        p
+        for p in ckpt_dir.iterdir()
+        if p.is_dir() and p.name.isdigit() and (p / "state").is_dir()
+      ),
+      key=lambda p: int(p.name),
+      reverse=True,
+    )
   if not step_dirs:
     raise CheckpointNotFoundError(
-        f"{path}: neither a converted checkpoint (variables/) nor a training "
-        "run (checkpoints/<step>/state)")
+      f"{path}: neither a converted checkpoint (variables/) nor a training "
+      "run (checkpoints/<step>/state)"
+    )
   errors = []
   for step_dir in step_dirs:
     try:
       with ocp.StandardCheckpointer() as ck:
         tree = ck.restore((step_dir / "state").absolute())
     except Exception as e:  # pylint: disable=broad-except
-      log.warning("checkpoint %s is unreadable (%s); trying an older one",
-                  step_dir, e)
+      log.warning(
+        "checkpoint %s is unreadable (%s); trying an older one", step_dir, e
+      )
       errors.append(f"{step_dir.name}: {type(e).__name__}")
       continue
     variables = {k: tree[k] for k in ("params", "batch_stats", "constants")}

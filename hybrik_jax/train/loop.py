@@ -19,8 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hybrik_jax import builders
-from hybrik_jax.train import checkpointing
-from hybrik_jax.train import run_logging
+from hybrik_jax.train import checkpointing, run_logging
 from hybrik_jax.train import state as train_state_lib
 from hybrik_jax.train import step as train_step_lib
 
@@ -46,7 +45,8 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
 
   seed = int(config.seed)
   train_loader, steps_per_epoch = builders.make_train_loader(
-      config, global_batch, seed)
+    config, global_batch, seed
+  )
   total_steps = steps_per_epoch * config.num_epochs
   if config.max_steps > 0:
     total_steps = min(total_steps, config.max_steps)
@@ -56,10 +56,12 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   init_rng, state_rng = jax.random.split(rng)
   model = builders.build_model(config)
   state = train_state_lib.TrainState.create(
-      builders.initial_variables(config, model, init_rng), tx, state_rng)
+    builders.initial_variables(config, model, init_rng), tx, state_rng
+  )
 
-  ckpt = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints,
-                                    async_save=config.async_checkpointing)
+  ckpt = checkpointing.Checkpointer(
+    workdir, keep=config.keep_checkpoints, async_save=config.async_checkpointing
+  )
   state = train_step_lib.replicate(state, mesh)
   restored = ckpt.restore_latest(checkpointing.abstract_like(state))
   resumed_from = None
@@ -69,11 +71,13 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
     _say(f"resumed from step {resumed_from} ({ckpt.directory})")
   start_step = int(jax.device_get(state.step))
 
-  step_fn = train_step_lib.make_train_step(model, mesh,
-                                           builders.loss_weights(config))
+  step_fn = train_step_lib.make_train_step(
+    model, mesh, builders.loss_weights(config)
+  )
   writer = run_logging.MetricWriter(workdir, enabled=is_main)
-  val_fn = (_make_validation(config, model)
-            if config.eval_every_epochs > 0 else None)
+  val_fn = (
+    _make_validation(config, model) if config.eval_every_epochs > 0 else None
+  )
   val_metrics: dict[str, float] = {}
   if is_main:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
@@ -81,10 +85,18 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   if val_fn is not None and start_step == 0 and config.eval_at_start:
     val_metrics = val_fn(state)
     writer.write(0, {f"val/{k}": v for k, v in val_metrics.items()})
-    _say("step 0 (before training): " + ", ".join(
-        f"{k} {v:.2f}" for k, v in val_metrics.items()))
-  pbar = tqdm(total=total_steps, initial=start_step, disable=not is_main,
-              desc="train", unit="step", dynamic_ncols=True)
+    _say(
+      "step 0 (before training): "
+      + ", ".join(f"{k} {v:.2f}" for k, v in val_metrics.items())
+    )
+  pbar = tqdm(
+    total=total_steps,
+    initial=start_step,
+    disable=not is_main,
+    desc="train",
+    unit="step",
+    dynamic_ncols=True,
+  )
   window_t, window_n = time.time(), 0
   pending = None  # metrics of the previous step, checked one step late
   step = start_step
@@ -105,26 +117,40 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
         ips = window_n * global_batch / max(dt, 1e-9)
         window_t, window_n = time.time(), 0
         lr = float(schedule(step - 1))
-        scalars = {f"train/{k}": float(v) for k, v in m.items()
-                   if k != "finite"}
+        scalars = {
+          f"train/{k}": float(v) for k, v in m.items() if k != "finite"
+        }
         scalars.update({"train/lr": lr, "train/images_per_s": ips})
         writer.write(step, scalars)
-        pbar.set_postfix(loss=f"{float(m['loss']):.4f}", lr=f"{lr:.1e}",
-                         img_s=f"{ips:.1f}")
+        pbar.set_postfix(
+          loss=f"{float(m['loss']):.4f}", lr=f"{lr:.1e}", img_s=f"{ips:.1f}"
+        )
       pbar.update(1)
       do_eval = val_fn is not None and (
-          (epoch_end and (step // steps_per_epoch) %
-           config.eval_every_epochs == 0) or step == total_steps)
+        (
+          epoch_end
+          and (step // steps_per_epoch) % config.eval_every_epochs == 0
+        )
+        or step == total_steps
+      )
       if do_eval:
         val_metrics = val_fn(state)
         writer.write(step, {f"val/{k}": v for k, v in val_metrics.items()})
-        tqdm.write(f"step {step}: " + ", ".join(
-            f"{k} {v:.2f}" for k, v in val_metrics.items()))
-      if (step % config.checkpoint_every_steps == 0 or epoch_end
-          or step == total_steps):
+        tqdm.write(
+          f"step {step}: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in val_metrics.items())
+        )
+      if (
+        step % config.checkpoint_every_steps == 0
+        or epoch_end
+        or step == total_steps
+      ):
         _check_finite(step, metrics)
-        best = ({checkpointing.BEST_METRIC: val_metrics["PA-MPJPE"]}
-                if do_eval and "PA-MPJPE" in val_metrics else None)
+        best = (
+          {checkpointing.BEST_METRIC: val_metrics["PA-MPJPE"]}
+          if do_eval and "PA-MPJPE" in val_metrics
+          else None
+        )
         ckpt.save(step, state, train_loader.get_state(), metrics=best)
   finally:
     pbar.close()
@@ -133,11 +159,15 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
     train_loader.close()
   if is_main:
     run_logging.plot_curves(workdir)
-  summary = {"steps": step, "steps_per_epoch": steps_per_epoch,
-             "global_batch": global_batch, "val": val_metrics,
-             "resumed_from": resumed_from,
-             "params_sha256": params_digest(state.params),
-             "wall_s": time.time() - t_start}
+  summary = {
+    "steps": step,
+    "steps_per_epoch": steps_per_epoch,
+    "global_batch": global_batch,
+    "val": val_metrics,
+    "resumed_from": resumed_from,
+    "params_sha256": params_digest(state.params),
+    "wall_s": time.time() - t_start,
+  }
   if is_main:
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
   return summary
@@ -162,21 +192,23 @@ def params_digest(params) -> str:
 def _check_finite(step: int, metrics) -> None:
   if float(jax.device_get(metrics["finite"])) < 1.0:
     raise NonFiniteLossError(
-        f"non-finite loss or gradient at step {step} "
-        f"(loss={float(jax.device_get(metrics['loss']))}): the update was not "
-        "applied and training stopped; the last checkpoint is the last good "
-        "state")
+      f"non-finite loss or gradient at step {step} "
+      f"(loss={float(jax.device_get(metrics['loss']))}): the update was not "
+      "applied and training stopped; the last checkpoint is the last good "
+      "state"
+    )
 
 
 def _make_validation(config, model):
   """Returns ``fn(state) -> {'MPJPE', 'PA-MPJPE'}`` on ``config.data.val``."""
   from hybrik_jax.eval import protocol
+
   val = config.data.val
 
   def run(state) -> dict[str, float]:
     variables = jax.device_get(state.variables)
     return protocol.evaluate_dataset(
-        variables, builders.make_eval_data(config, val), model=model
+      variables, builders.make_eval_data(config, val), model=model
     )["metrics"]
 
   return run

@@ -16,7 +16,7 @@ best-conditioned of four candidates, sign *not* standardised).
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -42,22 +42,32 @@ def matrix_to_quaternion(matrix: jax.Array) -> jax.Array:
   m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
   m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
   m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
-  q_abs = _sqrt_positive_part(jnp.stack([
-      1.0 + m00 + m11 + m22,
-      1.0 + m00 - m11 - m22,
-      1.0 - m00 + m11 - m22,
-      1.0 - m00 - m11 + m22,
-  ], axis=-1))  # [..., 4]
-  candidates = jnp.stack([
-      jnp.stack([q_abs[..., 0]**2, m21 - m12, m02 - m20, m10 - m01], -1),
-      jnp.stack([m21 - m12, q_abs[..., 1]**2, m10 + m01, m02 + m20], -1),
-      jnp.stack([m02 - m20, m10 + m01, q_abs[..., 2]**2, m12 + m21], -1),
-      jnp.stack([m10 - m01, m20 + m02, m21 + m12, q_abs[..., 3]**2], -1),
-  ], axis=-2)  # [..., 4 (candidate), 4 (wxyz)]
+  q_abs = _sqrt_positive_part(
+    jnp.stack(
+      [
+        1.0 + m00 + m11 + m22,
+        1.0 + m00 - m11 - m22,
+        1.0 - m00 + m11 - m22,
+        1.0 - m00 - m11 + m22,
+      ],
+      axis=-1,
+    )
+  )  # [..., 4]
+  candidates = jnp.stack(
+    [
+      jnp.stack([q_abs[..., 0] ** 2, m21 - m12, m02 - m20, m10 - m01], -1),
+      jnp.stack([m21 - m12, q_abs[..., 1] ** 2, m10 + m01, m02 + m20], -1),
+      jnp.stack([m02 - m20, m10 + m01, q_abs[..., 2] ** 2, m12 + m21], -1),
+      jnp.stack([m10 - m01, m20 + m02, m21 + m12, q_abs[..., 3] ** 2], -1),
+    ],
+    axis=-2,
+  )  # [..., 4 (candidate), 4 (wxyz)]
   floor = jnp.asarray(0.1, dtype=q_abs.dtype)
   candidates = candidates / (2.0 * jnp.maximum(q_abs[..., None], floor))
   best = jnp.argmax(q_abs, axis=-1)  # [...]
-  return jnp.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]
+  return jnp.take_along_axis(candidates, best[..., None, None], axis=-2)[
+    ..., 0, :
+  ]
 
 
 def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
@@ -65,15 +75,18 @@ def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(pred - target))
 
 
-def weighted_l1(pred: jax.Array, target: jax.Array, weight: jax.Array,
-                avg_factor: jax.Array) -> jax.Array:
+def weighted_l1(
+  pred: jax.Array, target: jax.Array, weight: jax.Array, avg_factor: jax.Array
+) -> jax.Array:
   """sum(|pred - target| * weight) / avg_factor (mmhuman3d ``L1Loss``)."""
   return jnp.sum(jnp.abs(pred - target) * weight) / avg_factor
 
 
-def compute_losses(predictions: Mapping[str, jax.Array],
-                   targets: Mapping[str, jax.Array],
-                   weights: Mapping[str, float]) -> dict[str, jax.Array]:
+def compute_losses(
+  predictions: Mapping[str, jax.Array],
+  targets: Mapping[str, jax.Array],
+  weights: Mapping[str, float],
+) -> dict[str, jax.Array]:
   """The four HybrIK loss terms, already multiplied by their loss weights.
 
   Args:
@@ -92,35 +105,39 @@ def compute_losses(predictions: Mapping[str, jax.Array],
     ``loss_uvd`` and their sum ``loss``.
   """
   if set(weights) != set(LOSS_TERMS):
-    raise ValueError(f"loss weights must be keyed {LOSS_TERMS}, got "
-                     f"{tuple(sorted(weights))}")
+    raise ValueError(
+      f"loss weights must be keyed {LOSS_TERMS}, got {tuple(sorted(weights))}"
+    )
   w = dict(weights)
   smpl_w = targets["target_smpl_weight"]  # [B, 1]
   batch = predictions["pred_pose"].shape[0]
 
-  loss_beta = mse(predictions["pred_shape"] * smpl_w,
-                  targets["target_beta"] * smpl_w)
+  loss_beta = mse(
+    predictions["pred_shape"] * smpl_w, targets["target_beta"] * smpl_w
+  )
 
   pred_quat = matrix_to_quaternion(predictions["pred_pose"]).reshape(batch, 96)
   theta_w = smpl_w * targets["target_theta_weight"]  # [B, 96]
   loss_theta = mse(pred_quat * theta_w, targets["target_theta"] * theta_w)
 
   twist_w = targets["target_twist_weight"]  # [B, 23, 2]
-  loss_twist = mse(predictions["pred_phi"] * twist_w,
-                   targets["target_twist"] * twist_w)
+  loss_twist = mse(
+    predictions["pred_phi"] * twist_w, targets["target_twist"] * twist_w
+  )
 
   pred_uvd = predictions["pred_uvd_jts"]  # [B, 87]
   n = pred_uvd.shape[1]
   target_uvd = targets["target_uvd_29"][:, :n]
   uvd_w = targets["target_weight_29"][:, :n]
-  loss_uvd = weighted_l1(64.0 * pred_uvd, 64.0 * target_uvd, uvd_w,
-                         jnp.sum(uvd_w))
+  loss_uvd = weighted_l1(
+    64.0 * pred_uvd, 64.0 * target_uvd, uvd_w, jnp.sum(uvd_w)
+  )
 
   losses = {
-      "loss_beta": w["beta"] * loss_beta,
-      "loss_theta": w["theta"] * loss_theta,
-      "loss_twist": w["twist"] * loss_twist,
-      "loss_uvd": w["uvd"] * loss_uvd,
+    "loss_beta": w["beta"] * loss_beta,
+    "loss_theta": w["theta"] * loss_theta,
+    "loss_twist": w["twist"] * loss_twist,
+    "loss_uvd": w["uvd"] * loss_uvd,
   }
   losses["loss"] = sum(losses.values())
   return losses

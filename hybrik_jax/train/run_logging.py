@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -18,6 +18,7 @@ class MetricWriter:
     self._tb = None
     if enabled:
       from tensorboardX import SummaryWriter
+
       self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
       self._history = open(self.workdir / "history.jsonl", "a")
 
@@ -26,8 +27,12 @@ class MetricWriter:
       return
     for k, v in scalars.items():
       self._tb.add_scalar(k, float(v), int(step))
-    self._history.write(json.dumps({"step": int(step), **{
-        k: float(v) for k, v in scalars.items()}}) + "\n")
+    self._history.write(
+      json.dumps(
+        {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
+      )
+      + "\n"
+    )
     self._history.flush()
 
   def close(self) -> None:
@@ -53,8 +58,9 @@ def _series(hist: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
   return a[:, 0], a[:, 1]
 
 
-def plot_curves(workdir: str | Path, out_name: str = "train_curves.png",
-                log_loss: bool = True) -> Path | None:
+def plot_curves(
+  workdir: str | Path, out_name: str = "train_curves.png", log_loss: bool = True
+) -> Path | None:
   """Plots the run's curves from ``history.jsonl`` into ``workdir/out_name``.
 
   Three panels over the optimiser step: the training loss and its four
@@ -69,21 +75,35 @@ def plot_curves(workdir: str | Path, out_name: str = "train_curves.png",
   if not hist:
     return None
   import matplotlib
+
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt
 
-  fig, (ax_loss, ax_val, ax_lr) = plt.subplots(1, 3, figsize=(15, 4.2),
-                                               layout="constrained")
-  for key in ("train/loss", "train/loss_uvd", "train/loss_beta",
-              "train/loss_twist", "train/loss_theta"):
+  fig, (ax_loss, ax_val, ax_lr) = plt.subplots(
+    1, 3, figsize=(15, 4.2), layout="constrained"
+  )
+  for key in (
+    "train/loss",
+    "train/loss_uvd",
+    "train/loss_beta",
+    "train/loss_twist",
+    "train/loss_theta",
+  ):
     x, y = _series(hist, key)
     if len(x):
-      ax_loss.plot(x, y, label=key.split("/", 1)[1],
-                   linewidth=2.0 if key == "train/loss" else 1.0)
+      ax_loss.plot(
+        x,
+        y,
+        label=key.split("/", 1)[1],
+        linewidth=2.0 if key == "train/loss" else 1.0,
+      )
   if log_loss:
     ax_loss.set_yscale("log")
-  ax_loss.set(title="training loss", xlabel="step",
-              ylabel="loss" + (" (log scale)" if log_loss else ""))
+  ax_loss.set(
+    title="training loss",
+    xlabel="step",
+    ylabel="loss" + (" (log scale)" if log_loss else ""),
+  )
   for key in ("val/MPJPE", "val/PA-MPJPE"):
     x, y = _series(hist, key)
     if len(x):

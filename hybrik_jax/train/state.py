@@ -25,6 +25,7 @@ class TrainState:
       ``fold_in(fold_in(rng, s), d)`` for dropout.
     tx: the optax transformation (static).
   """
+
   step: jax.Array
   params: Any
   batch_stats: Any
@@ -34,15 +35,24 @@ class TrainState:
   tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
   @classmethod
-  def create(cls, variables: dict, tx: optax.GradientTransformation,
-             rng: jax.Array) -> "TrainState":
+  def create(
+    cls, variables: dict, tx: optax.GradientTransformation, rng: jax.Array
+  ) -> TrainState:
     params = variables["params"]
-    return cls(step=jnp.zeros((), jnp.int32), params=params,
-               batch_stats=variables.get("batch_stats", {}),
-               constants=variables.get("constants", {}),
-               opt_state=tx.init(params), rng=rng, tx=tx)
+    return cls(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      batch_stats=variables.get("batch_stats", {}),
+      constants=variables.get("constants", {}),
+      opt_state=tx.init(params),
+      rng=rng,
+      tx=tx,
+    )
 
   @property
   def variables(self) -> dict:
-    return {"params": self.params, "batch_stats": self.batch_stats,
-            "constants": self.constants}
+    return {
+      "params": self.params,
+      "batch_stats": self.batch_stats,
+      "constants": self.constants,
+    }

@@ -17,23 +17,37 @@ device mesh, axis ``'data'``), the modern form of the ``pmap`` recipe:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from hybrik_jax.train import losses as losses_lib
 from hybrik_jax.train.state import TrainState
 
 AXIS = "data"
-MODEL_INPUT_KEYS = ("img", "trans_inv", "intrinsic_param", "joint_root",
-                    "depth_factor")
-TARGET_KEYS = ("target_uvd_29", "target_weight_29", "target_beta",
-               "target_smpl_weight", "target_theta", "target_theta_weight",
-               "target_twist", "target_twist_weight")
+MODEL_INPUT_KEYS = (
+  "img",
+  "trans_inv",
+  "intrinsic_param",
+  "joint_root",
+  "depth_factor",
+)
+TARGET_KEYS = (
+  "target_uvd_29",
+  "target_weight_29",
+  "target_beta",
+  "target_smpl_weight",
+  "target_theta",
+  "target_theta_weight",
+  "target_twist",
+  "target_twist_weight",
+)
 
 
 def _tree_all_finite(tree) -> jax.Array:
@@ -41,9 +55,9 @@ def _tree_all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def make_per_device_step(model, loss_weights: Mapping[str, float],
-                         axis_name: str | None = AXIS
-                         ) -> Callable[[TrainState, dict], tuple]:
+def make_per_device_step(
+  model, loss_weights: Mapping[str, float], axis_name: str | None = AXIS
+) -> Callable[[TrainState, dict], tuple]:
   """Returns ``step(state, local_batch) -> (state, metrics)``.
 
   With ``axis_name`` set the function must run inside a mapped context
@@ -65,17 +79,26 @@ def make_per_device_step(model, loss_weights: Mapping[str, float],
       rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
 
     def loss_fn(params):
-      variables = {"params": params, "batch_stats": state.batch_stats,
-                   "constants": state.constants}
+      variables = {
+        "params": params,
+        "batch_stats": state.batch_stats,
+        "constants": state.constants,
+      }
       out, mutated = model.apply(
-          variables, *(batch[k] for k in MODEL_INPUT_KEYS), train=True,
-          mutable=["batch_stats"], rngs={"dropout": rng})
+        variables,
+        *(batch[k] for k in MODEL_INPUT_KEYS),
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": rng},
+      )
       terms = losses_lib.compute_losses(
-          out, {k: batch[k] for k in TARGET_KEYS}, loss_weights)
+        out, {k: batch[k] for k in TARGET_KEYS}, loss_weights
+      )
       return terms["loss"], (terms, mutated["batch_stats"])
 
-    grads, (terms, new_batch_stats) = jax.grad(
-        loss_fn, has_aux=True)(state.params)
+    grads, (terms, new_batch_stats) = jax.grad(loss_fn, has_aux=True)(
+      state.params
+    )
     grads = pmean(grads)
     new_batch_stats = pmean(new_batch_stats)
     terms = pmean(terms)
@@ -83,8 +106,11 @@ def make_per_device_step(model, loss_weights: Mapping[str, float],
 
     def apply_update(params, opt_state):
       updates, new_opt_state = state.tx.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), new_opt_state,
-              new_batch_stats)
+      return (
+        optax.apply_updates(params, updates),
+        new_opt_state,
+        new_batch_stats,
+      )
 
     def keep(params, opt_state):
       return params, opt_state, state.batch_stats
@@ -92,9 +118,14 @@ def make_per_device_step(model, loss_weights: Mapping[str, float],
     # A branch rather than jnp.where over params and both Adam moments (three
     # extra full passes over 27.6M weights, ~60 ms in the CPU profile).
     params, opt_state, batch_stats = jax.lax.cond(
-        finite, apply_update, keep, state.params, state.opt_state)
-    new_state = state.replace(step=state.step + 1, params=params,
-                              batch_stats=batch_stats, opt_state=opt_state)
+      finite, apply_update, keep, state.params, state.opt_state
+    )
+    new_state = state.replace(
+      step=state.step + 1,
+      params=params,
+      batch_stats=batch_stats,
+      opt_state=opt_state,
+    )
     metrics = dict(terms)
     metrics["grad_norm"] = optax.tree.norm(grads)
     metrics["finite"] = finite.astype(jnp.float32)
@@ -126,9 +157,13 @@ def make_train_step(model, mesh: Mesh, loss_weights: Mapping[str, float]):
   # only (the per-device dropout key never reaches an output), so all
   # devices hold bit-identical copies. tests/test_train_step.py checks one
   # 8-device step against the unsharded computation.
-  sharded = jax.shard_map(per_device, mesh=mesh,
-                          in_specs=(P(), P(AXIS)), out_specs=(P(), P()),
-                          check_vma=False)
+  sharded = jax.shard_map(
+    per_device,
+    mesh=mesh,
+    in_specs=(P(), P(AXIS)),
+    out_specs=(P(), P()),
+    check_vma=False,
+  )
   return jax.jit(sharded, donate_argnums=(0,))
 
 
@@ -144,5 +179,7 @@ def shard_batch(local_batch: Mapping[str, Any], mesh: Mesh) -> dict:
   own slice and the global batch is their concatenation in process order.
   """
   sharding = NamedSharding(mesh, P(AXIS))
-  return {k: jax.make_array_from_process_local_data(sharding, v)
-          for k, v in local_batch.items()}
+  return {
+    k: jax.make_array_from_process_local_data(sharding, v)
+    for k, v in local_batch.items()
+  }
