@@ -119,19 +119,10 @@ def get_config():
   c.per_device_batch_size = 32
   c.num_epochs = 400
   c.optimizer = ml_collections.ConfigDict(
-    {
-      "lr": 1e-3,
-      "b1": 0.9,
-      "b2": 0.999,
-      "eps": 1e-8,
-      "weight_decay": 0.0,
-    }
+    {"lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
   )
   c.lr_schedule = ml_collections.ConfigDict(
-    {
-      "decay_epochs": (180, 240),
-      "decay_factor": 0.1,
-    }
+    {"decay_epochs": (180, 240), "decay_factor": 0.1}
   )
   c.loss_weights = ml_collections.ConfigDict(
     {"beta": 1.0, "theta": 0.01, "twist": 0.2, "uvd": 1.0}

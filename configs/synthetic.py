@@ -22,12 +22,7 @@ def get_config():
   # Rendered into data.root on first use (python -m hybrik_jax.data.synthetic
   # writes the same files).
   c.data.synthetic = ml_collections.ConfigDict(
-    {
-      "generate": True,
-      "num_train": 400,
-      "num_test": 64,
-      "seed": 0,
-    }
+    {"generate": True, "num_train": 400, "num_test": 64, "seed": 0}
   )
   c.data.worker_count = 0
   # Train split laid out like hybrik_h36m_train.npz (mm), test split like

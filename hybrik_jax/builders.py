@@ -110,19 +110,19 @@ def initial_variables(
 def transform_config(config) -> transforms.TransformConfig:
   """mmhuman3d's transform parameters from ``config.augment``,
   ``config.normalize`` and the input size ``config.model.image_size``."""
-  aug, norm = config.augment, config.normalize
+  # config.augment's fields are TransformConfig's augmentation fields, by name.
+  fields = {f.name for f in dataclasses.fields(transforms.TransformConfig)}
+  augment = {k: float(v) for k, v in config.augment.items()}
+  unknown = sorted(set(augment) - fields)
+  if unknown:
+    raise ValueError(f"config.augment has unknown fields {unknown}")
+  norm = config.normalize
   return transforms.TransformConfig(
     img_res=int(config.model.image_size),
-    dpg_prob=aug.dpg_prob,
-    rot_factor=aug.rot_factor,
-    scale_factor=aug.scale_factor,
-    rot_prob=aug.rot_prob,
-    occlusion_prob=aug.occlusion_prob,
-    flip_prob=aug.flip_prob,
-    noise_factor=aug.noise_factor,
     mean=tuple(norm.mean),
     std=tuple(norm.std),
     to_rgb=bool(norm.to_rgb),
+    **augment,
   )
 
 

@@ -175,84 +175,59 @@ def _spec_source(config) -> str:
     return "npz (not rendered yet)"
 
 
-@pytest.mark.parametrize(
-  "override, observe",
-  [
-    (
-      "--config.model.image_size=96",
-      lambda c: builders.transform_config(c).img_res,
-    ),
-    ("--config.model.dtype=bfloat16", lambda c: builders.build_model(c).dtype),
-    (
-      "--config.model.dropout=0.1",
-      lambda c: builders.build_model(c).dropout_rate,
-    ),
-    (
-      "--config.model.backbone=resnet50",
-      lambda c: builders.build_model(c).backbone,
-    ),
-    (
-      "--config.augment.rot_factor=10.0",
-      lambda c: builders.transform_config(c).rot_factor,
-    ),
-    (
-      "--config.augment.flip_prob=0.0",
-      lambda c: builders.transform_config(c).flip_prob,
-    ),
-    (
-      "--config.augment.dpg_prob=0.0",
-      lambda c: builders.transform_config(c).dpg_prob,
-    ),
-    (
-      "--config.augment.scale_factor=0.1",
-      lambda c: builders.transform_config(c).scale_factor,
-    ),
-    (
-      "--config.augment.rot_prob=0.1",
-      lambda c: builders.transform_config(c).rot_prob,
-    ),
-    (
-      "--config.augment.occlusion_prob=0.0",
-      lambda c: builders.transform_config(c).occlusion_prob,
-    ),
-    (
-      "--config.augment.noise_factor=0.0",
-      lambda c: builders.transform_config(c).noise_factor,
-    ),
-    (
-      "--config.normalize.to_rgb=False",
-      lambda c: builders.transform_config(c).to_rgb,
-    ),
-    (
-      "--config.normalize.mean=(0.,0.,0.)",
-      lambda c: builders.transform_config(c).mean,
-    ),
-    ("--config.loss_weights.uvd=2.0", lambda c: builders.loss_weights(c)),
-    ("--config.loss_weights.theta=0.5", lambda c: builders.loss_weights(c)),
-    ("--config.optimizer.lr=0.01", _adam_update),
-    ("--config.optimizer.eps=0.5", _adam_update),
-    ("--config.optimizer.weight_decay=1.0", _adam_update),
-    (
-      "--config.lr_schedule.decay_epochs=(1,)",
-      lambda c: float(builders.make_optimizer(c, 10)[1](15)),
-    ),
-    (
-      "--config.lr_schedule.decay_factor=0.5",
-      lambda c: float(builders.make_optimizer(c, 10)[1](95)),
-    ),
-    ("--config.data.source=tfds", lambda c: _spec_source(c)),
-    (
-      "--config.data.root=/elsewhere",
-      lambda c: builders.resolve_path(c, "x.npz"),
-    ),
-    (
-      "--config.body_model.path=package://other.pkl",
-      lambda c: builders.resolve_path(c, c.body_model.path),
-    ),
-  ],
-)
-def test_override_changes_what_is_built(override, observe):
-  base, changed = observe(_parse()), observe(_parse(override))
+def _transforms(c):
+  return builders.transform_config(c)
+
+
+def _model(c):
+  return builders.build_model(c)
+
+
+def _lr_at(step):
+  return lambda c: float(builders.make_optimizer(c, 10)[1](step))
+
+
+# A documented --config override and what it must change.
+OVERRIDES = {
+  "model.image_size=96": lambda c: _transforms(c).img_res,
+  "model.dtype=bfloat16": lambda c: _model(c).dtype,
+  "model.dropout=0.1": lambda c: _model(c).dropout_rate,
+  "model.backbone=resnet50": lambda c: _model(c).backbone,
+  "normalize.to_rgb=False": lambda c: _transforms(c).to_rgb,
+  "normalize.mean=(0.,0.,0.)": lambda c: _transforms(c).mean,
+  "normalize.std=(1.,1.,1.)": lambda c: _transforms(c).std,
+  "loss_weights.uvd=2.0": builders.loss_weights,
+  "loss_weights.theta=0.5": builders.loss_weights,
+  "optimizer.lr=0.01": _adam_update,
+  "optimizer.eps=0.5": _adam_update,
+  "optimizer.weight_decay=1.0": _adam_update,
+  "lr_schedule.decay_epochs=(1,)": _lr_at(15),
+  "lr_schedule.decay_factor=0.5": _lr_at(95),
+  "data.source=tfds": _spec_source,
+  "data.root=/elsewhere": lambda c: builders.resolve_path(c, "x.npz"),
+  "body_model.path=package://other.pkl": lambda c: builders.resolve_path(
+    c, c.body_model.path
+  ),
+}
+# Every augmentation field reaches the transforms under its own name.
+for _field, _value in (
+  ("dpg_prob", 0.0),
+  ("rot_factor", 10.0),
+  ("scale_factor", 0.1),
+  ("rot_prob", 0.1),
+  ("occlusion_prob", 0.0),
+  ("flip_prob", 0.0),
+  ("noise_factor", 0.0),
+):
+  OVERRIDES[f"augment.{_field}={_value}"] = lambda c, f=_field: getattr(
+    _transforms(c), f
+  )
+
+
+@pytest.mark.parametrize("override", sorted(OVERRIDES))
+def test_override_changes_what_is_built(override):
+  observe = OVERRIDES[override]
+  base, changed = observe(_parse()), observe(_parse("--config." + override))
   if isinstance(base, np.ndarray):
     assert not np.array_equal(base, changed), override
   else:

@@ -13,9 +13,7 @@ import flax.linen as nn
 
 from hybrik_jax.model import resnet
 
-BACKBONES: dict[str, type[nn.Module]] = {
-  "resnet34": resnet.ResNet34,
-}
+BACKBONES: dict[str, type[nn.Module]] = {"resnet34": resnet.ResNet34}
 
 
 def get_backbone(name: str) -> type[nn.Module]:
