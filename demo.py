@@ -80,6 +80,13 @@ def define_flags(fv: flags.FlagValues) -> None:
     flag_values=fv,
   )
   flags.DEFINE_bool("no_progress", False, "Hide progress bars.", flag_values=fv)
+  flags.DEFINE_enum(
+    "precision",
+    "default",
+    ["default", "high", "highest"],
+    "Matmul/convolution precision ('highest': true float32 on TPU/GPU).",
+    flag_values=fv,
+  )
   flags.mark_flags_as_required(["checkpoint", "input"], flag_values=fv)
 
 
@@ -88,6 +95,7 @@ def main(argv=None) -> int:
   logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
   for name in ("absl", "jax", "orbax"):
     logging.getLogger(name).setLevel(logging.ERROR)
+  from hybrik_jax import builders
   from hybrik_jax.demo import inputs as demo_inputs
   from hybrik_jax.demo import run as demo_run
 
@@ -105,6 +113,7 @@ def main(argv=None) -> int:
       person_height_m=args.person_height,
       placement=args.placement,
       progress=not args.no_progress,
+      precision=builders.precision(args.precision),
     )
   except demo_inputs.DemoError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -37,10 +37,50 @@ def define_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_bool(
     "distributed",
     False,
-    "Call jax.distributed.initialize() (multi-host TPU/GPU launches).",
+    "Call jax.distributed.initialize() (multi-host TPU/GPU launches); the "
+    "cluster is auto-detected (TPU VMs, SLURM, Open MPI) unless the three "
+    "flags below are given.",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "With --distributed: host:port of process 0 (plain multi-node boxes).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "num_processes",
+    None,
+    "With --distributed: number of processes.",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "process_id",
+    None,
+    "With --distributed: this process's index.",
     flag_values=fv,
   )
   flags.mark_flags_as_required(["config", "workdir"], flag_values=fv)
+
+
+def distributed_kwargs(fv: flags.FlagValues) -> dict:
+  """``jax.distributed.initialize`` arguments: all three explicit, or none
+  (auto-detection)."""
+  given = {
+    "coordinator_address": fv.coordinator_address,
+    "num_processes": fv.num_processes,
+    "process_id": fv.process_id,
+  }
+  set_ = {k: v for k, v in given.items() if v is not None}
+  if set_ and not fv.distributed:
+    raise cli.UsageError(f"--{'/--'.join(set_)} need --distributed")
+  if set_ and len(set_) != len(given):
+    missing = sorted(set(given) - set(set_))
+    raise cli.UsageError(
+      "give --coordinator_address, --num_processes and --process_id "
+      f"together (missing --{', --'.join(missing)})"
+    )
+  return set_
 
 
 def main(argv=None) -> int:
@@ -48,8 +88,9 @@ def main(argv=None) -> int:
   import jax
   from absl import logging as absl_logging
 
+  init_kwargs = distributed_kwargs(fv)
   if fv.distributed:
-    jax.distributed.initialize()
+    jax.distributed.initialize(**init_kwargs)
   logging.basicConfig(
     level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
   )
@@ -75,8 +116,9 @@ def main(argv=None) -> int:
     return 1
   if jax.process_index() == 0:
     val = ", ".join(f"{k} {v:.1f} mm" for k, v in summary["val"].items())
+    verb = "preempted after" if summary["preempted"] else "done:"
     print(
-      f"done: {summary['steps']} steps in {summary['wall_s']:.0f} s"
+      f"{verb} {summary['steps']} steps in {summary['wall_s']:.0f} s"
       + (f"; validation {val}" if val else ""),
       flush=True,
     )

@@ -54,6 +54,10 @@ def get_config():
       # Compute dtype of backbone+head convolutions: 'float32' or 'bfloat16'
       # (parameters, IK and SMPL always stay float32).
       "dtype": "float32",
+      # Matmul/convolution precision: 'default' (the backend's: float32 on
+      # CPU, bfloat16 passes on TPU and on GPUs with TF32), 'high' or
+      # 'highest' (true float32 on TPU/GPU, for parity with PyTorch).
+      "precision": "default",
       # torchvision ImageNet ResNet-34 state_dict (resnet34-b627a593.pth) used
       # to initialise the backbone (mmhuman3d: torchvision://resnet34).
       # Empty string = random init.

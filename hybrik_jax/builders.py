@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 PACKAGE_PREFIX = "package://"
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+PRECISIONS = ("default", "high", "highest")
+
+
+def precision(name: str) -> str | None:
+  """A ``lax.Precision`` name for the network's matmuls and convolutions, or
+  None for the backend's default (``'default'``)."""
+  if name not in PRECISIONS:
+    raise ValueError(f"precision {name!r}; choose from {PRECISIONS}")
+  return None if name == "default" else name
 
 
 def resolve_path(config, rel: str) -> Path:
@@ -47,7 +56,7 @@ def resolve_path(config, rel: str) -> Path:
 
 
 def build_model(config) -> hybrik_model.HybrIK:
-  """``HybrIK`` per ``config.model`` (backbone, compute dtype, dropout)."""
+  """``HybrIK`` per ``config.model`` (backbone, dtype, precision, dropout)."""
   name = config.model.dtype
   if name not in _DTYPES:
     raise ValueError(
@@ -55,6 +64,7 @@ def build_model(config) -> hybrik_model.HybrIK:
     )
   return hybrik_model.HybrIK(
     dtype=_DTYPES[name],
+    precision=precision(config.model.precision),
     dropout_rate=config.model.dropout,
     backbone=config.model.backbone,
   )

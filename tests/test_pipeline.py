@@ -117,6 +117,54 @@ def test_two_hosts_see_disjoint_halves_of_the_global_batch():
     assert not set(a["draw"].tolist()) & set(b["draw"].tolist())
 
 
+@pytest.mark.parametrize("hosts", [1, 2, 4])
+def test_each_sample_of_an_epoch_goes_to_exactly_one_host(hosts):
+  full, steps = _train(global_batch=8, num_epochs=1)
+  epoch = list(full)
+  per_host = [
+    list(
+      _train(
+        global_batch=8, num_epochs=1, process_index=h, process_count=hosts
+      )[0]
+    )
+    for h in range(hosts)
+  ]
+  assert all(len(b) == steps for b in per_host)
+  seen = []
+  for s in range(steps):
+    for k in epoch[s]:
+      # The hosts' slices, in process order, are the global batch.
+      joined = np.concatenate([per_host[h][s][k] for h in range(hosts)])
+      np.testing.assert_array_equal(joined, epoch[s][k], err_msg=k)
+    seen += [
+      (h, s, tuple(row))
+      for h in range(hosts)
+      for row in zip(per_host[h][s]["dataset"], per_host[h][s]["draw"])
+    ]
+  # Every (sample, draw) of the epoch is on exactly one host.
+  draws = [d for _, _, d in seen]
+  assert len(draws) == len(set(draws)) == steps * 8
+
+
+@pytest.mark.parametrize("hosts", [1, 2, 4])
+def test_eval_shards_cover_the_test_set_once(hosts):
+  source = _FakeSource("pw3d", 0, 13)
+  rows = []
+  for h in range(hosts):
+    loader, steps = pipeline.make_eval_loader(
+      source,
+      global_batch=4,
+      process_index=h,
+      process_count=hosts,
+      sample_fn=_test_fn,
+    )
+    for _ in range(steps):
+      b = next(loader)
+      rows += list(b["sample_idx"][b["valid"]])
+    loader.close()
+  assert sorted(rows) == list(range(13))
+
+
 def test_epochs_differ_and_seed_matters():
   loader, steps = _train(global_batch=50)
   batches = _take(loader, 2 * steps)

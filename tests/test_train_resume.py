@@ -102,6 +102,48 @@ def test_sigkill_and_resume_is_bit_identical(straight):
 
 
 @pytest.mark.slow
+def test_sigterm_checkpoints_the_step_and_resumes_bit_identically(straight):
+  base, ref = straight
+  work = base / "preempted"
+  # Only the preemption (and the run's end) write checkpoints here.
+  cmd = _cmd(
+    work, base / "data", base / "xla", ["--config.checkpoint_every_steps=100"]
+  )
+  proc = subprocess.Popen(
+    cmd,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    env=_env(),
+    cwd=ROOT,
+  )
+  history = work / "history.jsonl"
+  deadline = time.time() + 900
+  try:
+    while not (history.exists() and history.read_text().strip()):
+      assert proc.poll() is None, "run ended before the SIGTERM"
+      assert time.time() < deadline, "no step was logged"
+      time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+  finally:
+    proc.kill()
+  assert proc.returncode == 0, err[-3000:]
+  stopped = json.loads(history.read_text().splitlines()[-1])["step"]
+  steps = sorted(
+    int(p.name) for p in (work / "checkpoints").iterdir() if p.name.isdigit()
+  )
+  assert steps and steps[-1] < 4, (steps, out)
+  assert f"preempted after {steps[-1]} steps" in out
+  assert "run the same command again to resume" in out + err
+  assert stopped <= steps[-1]
+  _run(cmd)
+  resumed = _summary(work)
+  assert resumed["resumed_from"] == steps[-1] and resumed["steps"] == 4
+  assert resumed["params_sha256"] == ref["params_sha256"]
+
+
+@pytest.mark.slow
 def test_corrupt_latest_checkpoint_falls_back(straight):
   base, ref = straight
   work = base / "corrupt"

@@ -12,6 +12,7 @@ training run's ``config.json``, 256 for converted mmhuman3d checkpoints.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -99,6 +100,7 @@ class Predictor:
     batch_size: int = 8,
     person_height_m: float = DEFAULT_PERSON_HEIGHT_M,
     placement: str = "fit",
+    precision: str | None = None,
   ):
     import jax
 
@@ -119,7 +121,7 @@ class Predictor:
     self.batch_size = int(batch_size)
     self.person_height_m = float(person_height_m)
     self.placement = placement
-    self._predict = hybrik_model.predict
+    self._predict = functools.partial(hybrik_model.predict, precision=precision)
     from hybrik_jax import render
 
     self.face_colors = render.part_face_colors(

@@ -55,6 +55,7 @@ def run(
   placement: str = "fit",
   progress: bool = True,
   variables: Mapping[str, Any] | None = None,
+  precision: str | None = None,
 ) -> dict:
   """Runs the demo on an image, a folder of images or a video.
 
@@ -72,6 +73,8 @@ def run(
     placement: 'fit' or 'bbox' (:mod:`hybrik_jax.demo.placement`).
     progress: tqdm progress bars for folders and videos.
     variables: already loaded variables (skips loading ``checkpoint``).
+    precision: ``lax.Precision`` name of the network's matmuls and
+      convolutions ('high', 'highest'); None = the backend's default.
 
   Returns:
     {'outputs': [written paths], 'num_images': int, 'kind': 'image' |
@@ -115,7 +118,9 @@ def run(
     batch_size = min(batch_size, max(video_info(input_path)[1], 1))
   else:
     batch_size = min(batch_size, len(items))
-  predictor = Predictor(variables, size, batch_size, person_height_m, placement)
+  predictor = Predictor(
+    variables, size, batch_size, person_height_m, placement, precision
+  )
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   if kind == "video":

@@ -168,6 +168,10 @@ def run_inference(
 ) -> dict[str, np.ndarray]:
   """Eval-mode forward over an eval loader; returns arrays ordered by
   ``sample_idx`` (padding rows dropped), plus ``sample_idx``.
+
+  On several hosts each runs its slice of every batch (the loader's host
+  shard) and the rows of all hosts are gathered, so every host returns the
+  whole test set, as one host would.
   """
   import jax
   from tqdm import tqdm
@@ -177,8 +181,7 @@ def run_inference(
   if model is None:
     model = hybrik_model.HybrIK()
   variables = jax.device_put(variables)
-  chunks = {k: [] for k in keys}
-  idx_chunks = []
+  chunks = {k: [] for k in (*keys, "valid", "sample_idx")}
   for _ in tqdm(
     range(num_steps), desc=desc, disable=not progress, unit="batch", leave=False
   ):
@@ -191,17 +194,26 @@ def run_inference(
       batch["joint_root"],
       batch["depth_factor"],
       dtype=model.dtype,
+      precision=model.precision,
       backbone=model.backbone,
     )
-    valid = np.asarray(batch["valid"], bool)
     for k in keys:
-      chunks[k].append(np.asarray(out[k])[valid])
-    idx_chunks.append(np.asarray(batch["sample_idx"]).reshape(-1)[valid])
-  sample_idx = np.concatenate(idx_chunks)
-  order = np.argsort(sample_idx, kind="stable")
-  result = {k: np.concatenate(v)[order] for k, v in chunks.items()}
-  result["sample_idx"] = sample_idx[order]
-  return result
+      chunks[k].append(np.asarray(out[k]))
+    chunks["valid"].append(np.asarray(batch["valid"], bool).reshape(-1))
+    chunks["sample_idx"].append(np.asarray(batch["sample_idx"]).reshape(-1))
+  rows = {k: np.concatenate(v) for k, v in chunks.items()}  # host's rows
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    # Every host ran the same number of equal-sized batches: concatenate.
+    rows = {
+      k: np.asarray(multihost_utils.process_allgather(v, tiled=True))
+      for k, v in rows.items()
+    }
+  valid = rows.pop("valid")
+  rows = {k: v[valid] for k, v in rows.items()}
+  order = np.argsort(rows["sample_idx"], kind="stable")
+  return {k: v[order] for k, v in rows.items()}
 
 
 def evaluate_dataset(

@@ -207,16 +207,42 @@ def load_inference_variables(path: str | Path, body_model=None) -> dict:
   errors = []
   for step_dir in step_dirs:
     try:
-      with ocp.StandardCheckpointer() as ck:
-        tree = ck.restore((step_dir / "state").absolute())
+      tree = restore_on_one_device(step_dir / "state")
     except Exception as e:  # pylint: disable=broad-except
       log.warning(
-        "checkpoint %s is unreadable (%s); trying an older one", step_dir, e
+        "checkpoint %s is unreadable (%s: %s); trying an older one",
+        step_dir,
+        type(e).__name__,
+        e,
       )
-      errors.append(f"{step_dir.name}: {type(e).__name__}")
+      errors.append(f"{step_dir.name}: {type(e).__name__}: {str(e)[:200]}")
       continue
     variables = {k: tree[k] for k in ("params", "batch_stats", "constants")}
     if body_model is not None:
       variables = hybrik_model.attach_body_model(variables, body_model)
     return variables
-  raise CheckpointNotFoundError(f"{path}: no readable checkpoint ({errors})")
+  raise CheckpointNotFoundError(
+    f"{path}: no readable checkpoint ({'; '.join(errors)})"
+  )
+
+
+def restore_on_one_device(state_dir: str | Path, device=None) -> Any:
+  """Restores a saved ``TrainState`` tree onto one device, whatever the
+  topology it was written from (any number of devices and hosts).
+
+  Without a target orbax would rebuild each array with the sharding it was
+  saved with (e.g. a 2-device mesh) and refuse on a machine without those
+  devices ("topology mismatch"); the target built here from the saved
+  shapes and dtypes places every array whole on ``device`` (default: the
+  first local device) instead.
+  """
+  device = jax.local_devices()[0] if device is None else device
+  sharding = jax.sharding.SingleDeviceSharding(device)
+  state_dir = Path(state_dir).absolute()
+  with ocp.StandardCheckpointer() as ck:
+    metadata = ck.metadata(state_dir).item_metadata
+    target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+      dict(metadata),
+    )
+    return ck.restore(state_dir, target)

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hybrik_jax import builders
-from hybrik_jax.train import checkpointing, run_logging
+from hybrik_jax.train import checkpointing, preemption, run_logging
 from hybrik_jax.train import state as train_state_lib
 from hybrik_jax.train import step as train_step_lib
 
@@ -64,10 +64,11 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   )
   state = train_step_lib.replicate(state, mesh)
   restored = ckpt.restore_latest(checkpointing.abstract_like(state))
-  resumed_from = None
+  resumed_from = resumed_digest = None
   if restored is not None:
     state, iter_state, resumed_from = restored
     train_loader.set_state(iter_state)
+    resumed_digest = params_digest(state.params)
     _say(f"resumed from step {resumed_from} ({ckpt.directory})")
   start_step = int(jax.device_get(state.step))
 
@@ -100,6 +101,8 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   window_t, window_n = time.time(), 0
   pending = None  # metrics of the previous step, checked one step late
   step = start_step
+  preempted = False
+  watch = preemption.Watch().__enter__()
   try:
     while step < total_steps:
       batch = train_step_lib.shard_batch(next(train_loader), mesh)
@@ -140,10 +143,13 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
           f"step {step}: "
           + ", ".join(f"{k} {v:.2f}" for k, v in val_metrics.items())
         )
+      # Asked on every process at every step (a sync point when multi-host).
+      preempted = step < total_steps and watch.should_stop(step)
       if (
         step % config.checkpoint_every_steps == 0
         or epoch_end
         or step == total_steps
+        or preempted
       ):
         _check_finite(step, metrics)
         best = (
@@ -152,12 +158,20 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
           else None
         )
         ckpt.save(step, state, train_loader.get_state(), metrics=best)
+      if preempted:
+        break
   finally:
+    watch.__exit__()
     pbar.close()
     ckpt.close()
     writer.close()
     train_loader.close()
-  if is_main:
+  if preempted:
+    _say(
+      f"preempted: stopped after step {step} and wrote its checkpoint to "
+      f"{ckpt.directory}; run the same command again to resume"
+    )
+  elif is_main:
     run_logging.plot_curves(workdir)
   summary = {
     "steps": step,
@@ -165,6 +179,10 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
     "global_batch": global_batch,
     "val": val_metrics,
     "resumed_from": resumed_from,
+    "preempted": preempted,
+    # The parameters as restored: equal to the saving run's params_sha256 at
+    # that step, whatever the device count either ran on.
+    "resumed_params_sha256": resumed_digest,
     "params_sha256": params_digest(state.params),
     "wall_s": time.time() - t_start,
   }
