@@ -27,7 +27,7 @@ def _inputs(g):
 
 def test_losses_match_golden_from_golden_predictions(g):
   preds, targets = _inputs(g)
-  out = jax.jit(losses.compute_losses)(preds, targets)
+  out = jax.jit(losses.compute_losses)(preds, targets, recipe_loss_weights())
   for name in ("loss_beta", "loss_theta", "loss_twist", "loss_uvd"):
     np.testing.assert_allclose(
       np.asarray(out[name]), g[name], atol=1e-4, rtol=0, err_msg=name
