@@ -111,7 +111,8 @@ def plot_curves(
   ax_val.set(title="validation error", xlabel="step", ylabel="error (mm)")
   x, y = _series(hist, "train/lr")
   if len(x):
-    ax_lr.step(x, y, where="post", label="lr")
+    # lr logged at step s is the one step s used: it holds on (s_prev, s].
+    ax_lr.step(x, y, where="pre", label="lr")
     ax_lr.set_yscale("log")
   ax_lr.set(title="learning rate", xlabel="step", ylabel="lr (log scale)")
   for ax in (ax_loss, ax_val, ax_lr):
