@@ -141,3 +141,52 @@ def recipe_loss_weights() -> dict[str, float]:
   from hybrik_jax import builders
 
   return builders.loss_weights(recipe_config())
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def train_cmd(workdir, data_root, cache, *overrides: str) -> list[str]:
+  """``python train.py`` on the synthetic config with ``overrides``."""
+  import sys
+
+  return [
+    sys.executable,
+    str(REPO / "train.py"),
+    "--config",
+    str(REPO / "configs" / "synthetic.py"),
+    "--workdir",
+    str(workdir),
+    f"--config.data.root={data_root}",
+    f"--jax_cache_dir={cache}",
+    *overrides,
+  ]
+
+
+def subprocess_env(devices: int | None = None) -> dict[str, str]:
+  """Environment for an entry point in a subprocess: no huge-page re-exec,
+  and ``devices`` fake CPU devices (None: pytest's XLA_FLAGS dropped)."""
+  import os
+
+  env = dict(os.environ, HYBRIK_JAX_HUGEPAGES="0")
+  env.pop("XLA_FLAGS", None)
+  if devices is not None:
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  return env
+
+
+def eval_config(data_root):
+  """``configs/synthetic.py`` at 64 px for in-process evaluation of its test
+  split in ``data_root`` (4 images per batch, no worker processes)."""
+  import sys
+
+  if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+  from configs import synthetic
+
+  config = synthetic.get_config()
+  config.model.image_size = 64
+  config.data.root = str(data_root)
+  config.data.worker_count = 0
+  config.data.eval_batch_size = 4
+  return config

@@ -193,6 +193,7 @@ OVERRIDES = {
   "model.dtype=bfloat16": lambda c: _model(c).dtype,
   "model.dropout=0.1": lambda c: _model(c).dropout_rate,
   "model.backbone=resnet50": lambda c: _model(c).backbone,
+  "model.precision=highest": lambda c: _model(c).precision,
   "normalize.to_rgb=False": lambda c: _transforms(c).to_rgb,
   "normalize.mean=(0.,0.,0.)": lambda c: _transforms(c).mean,
   "normalize.std=(1.,1.,1.)": lambda c: _transforms(c).std,

@@ -4,7 +4,6 @@ their checkpoint is evaluated on one device; validation is sharded over the
 two hosts and gathered."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from helpers import eval_config, subprocess_env, train_cmd
 
 from hybrik_jax.train import checkpointing
 
@@ -37,24 +37,11 @@ def _free_port() -> int:
 
 
 def _cmd(workdir, base, extra=()):
-  return [
-    sys.executable,
-    str(ROOT / "train.py"),
-    "--config",
-    str(ROOT / "configs" / "synthetic.py"),
-    "--workdir",
-    str(workdir),
-    f"--config.data.root={base / 'data'}",
-    f"--jax_cache_dir={base / 'xla'}",
-    *TINY,
-    *extra,
-  ]
+  return train_cmd(workdir, base / "data", base / "xla", *TINY, *extra)
 
 
 def _env(devices):
-  env = dict(os.environ, HYBRIK_JAX_HUGEPAGES="0")
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-  return env
+  return subprocess_env(devices)
 
 
 def _train_one(workdir, base, devices):
@@ -129,15 +116,13 @@ def _param_diffs(a, b):
 
 
 @pytest.mark.slow
-def test_two_processes_of_one_device_equal_one_process_of_two(
-  tmp_path_factory,
-):
+def test_two_processes_of_one_device_equal_one_process_of_two(runs):
   # An all-reduce of two values is a + b in any order: bit-identical.
-  base = tmp_path_factory.mktemp("multihost_1x2")
-  _train_one(base / "one", base, 2)
-  _train_two(base / "two", base, 1)
-  assert _history(base / "one") == _history(base / "two")
-  assert _param_diffs(base / "one", base / "two").max() == 0.0
+  base = runs[0]
+  _train_one(base / "one_2dev", base, 2)
+  _train_two(base / "two_1dev", base, 1)
+  assert _history(base / "one_2dev") == _history(base / "two_1dev")
+  assert _param_diffs(base / "one_2dev", base / "two_1dev").max() == 0.0
 
 
 @pytest.mark.slow
@@ -213,19 +198,8 @@ def test_two_process_eval_gathers_every_sample(runs, tmp_path):
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
   two = json.loads(out.read_text())
-  from helpers import recipe_config
-
-  config = recipe_config()
-  config.model.image_size = 64
-  config.data.root = str(base / "data")
-  config.data.worker_count = 0
-  config.data.eval_batch_size = 4
+  config = eval_config(str(base / "data"))
   test = config.data.test
-  test.ann_file, test.image_root, test.dataset_name = (
-    "synthetic_test.npz",
-    ".",
-    "pw3d",
-  )
   one = protocol.evaluate_dataset(
     checkpointing.load_inference_variables(base / "one"),
     builders.make_eval_data(config, test),

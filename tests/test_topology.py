@@ -2,13 +2,12 @@
 evaluated on one, and resumed on another device count, bit-identically."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import subprocess_env, train_cmd
 
 from hybrik_jax.train import checkpointing, loop
 
@@ -24,21 +23,15 @@ TINY = [
 
 
 def _train(workdir, base, devices, per_device, max_steps):
-  env = dict(os.environ, HYBRIK_JAX_HUGEPAGES="0")
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-  cmd = [
-    sys.executable,
-    str(ROOT / "train.py"),
-    "--config",
-    str(ROOT / "configs" / "synthetic.py"),
-    "--workdir",
-    str(workdir),
-    f"--config.data.root={base / 'data'}",
-    f"--jax_cache_dir={base / 'xla'}",
+  env = subprocess_env(devices)
+  cmd = train_cmd(
+    workdir,
+    base / "data",
+    base / "xla",
     f"--config.per_device_batch_size={per_device}",
     f"--config.max_steps={max_steps}",
     *TINY,
-  ]
+  )
   proc = subprocess.run(
     cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900
   )

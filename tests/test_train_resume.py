@@ -2,14 +2,13 @@
 NaN guard; corrupt-checkpoint fallback."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import subprocess_env, train_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,24 +27,11 @@ TINY = [
 
 
 def _cmd(workdir, data_root, cache, extra=()):
-  return [
-    sys.executable,
-    str(ROOT / "train.py"),
-    "--config",
-    str(ROOT / "configs" / "synthetic.py"),
-    "--workdir",
-    str(workdir),
-    f"--config.data.root={data_root}",
-    f"--jax_cache_dir={cache}",
-    *TINY,
-    *extra,
-  ]
+  return train_cmd(workdir, data_root, cache, *TINY, *extra)
 
 
 def _env():
-  env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)
-  return env
+  return subprocess_env()
 
 
 def _run(cmd, timeout=900):

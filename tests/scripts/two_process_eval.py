@@ -17,23 +17,14 @@ jax.distributed.initialize(
   coordinator_address=f"localhost:{port}", num_processes=2, process_id=int(pid)
 )
 
-from helpers import recipe_config  # noqa: E402  (tests/ is on sys.path)
+from helpers import eval_config  # noqa: E402  (tests/ is on sys.path)
 
 from hybrik_jax import builders  # noqa: E402
 from hybrik_jax.eval import protocol  # noqa: E402
 from hybrik_jax.train import checkpointing  # noqa: E402
 
-config = recipe_config()
-config.model.image_size = 64
-config.data.root = data_root
-config.data.worker_count = 0
-config.data.eval_batch_size = 4
+config = eval_config(data_root)
 test = config.data.test
-test.ann_file, test.image_root, test.dataset_name = (
-  "synthetic_test.npz",
-  ".",
-  "pw3d",
-)
 variables = checkpointing.load_inference_variables(checkpoint)
 result = protocol.evaluate_dataset(
   variables,
