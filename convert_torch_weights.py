@@ -26,7 +26,8 @@ def define_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_bool(
     "overwrite",
     False,
-    "Replace OUT_DIR if it exists and is not empty.",
+    "Replace OUT_DIR if it holds a previous conversion (never a folder of "
+    "other files).",
     flag_values=fv,
   )
   flags.DEFINE_bool(

@@ -12,6 +12,7 @@ import collections
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -392,11 +393,11 @@ def test_legacy_format_checkpoint(tmp_path, state_dict, converted):
 
 def test_overwrite(tmp_path, ckpt, converted):
   out = tmp_path / "existing"
-  out.mkdir()
-  (out / "stale.txt").write_text("old")
+  shutil.copytree(converted[0], out)  # a previous conversion
+  (out / "report.json").write_text("{}")
   rc, _, err = run_cli(ckpt, out)
-  assert rc == 1 and "not empty" in err and "--overwrite" in err
-  assert (out / "stale.txt").read_text() == "old"
+  assert rc == 1 and "previous conversion" in err and "--overwrite" in err
+  assert (out / "report.json").read_text() == "{}"
   rc, stdout, err = run_cli(ckpt, out, "--overwrite")
   assert rc == 0, err
   assert sorted(os.listdir(out)) == [
@@ -485,6 +486,29 @@ def test_error_malicious(tmp_path):
   rc, _, err = run_cli(path, out)
   assert_clean_failure(rc, err, out, "os.system", "refusing")
   assert not marker.exists()
+
+
+def test_overwrite_never_empties_a_folder_of_other_files(tmp_path, ckpt):
+  """--overwrite on a folder the converter did not write: refused, through
+  the real entry point, and nothing on disk changes."""
+  out = tmp_path / "thesis"
+  (out / "sub").mkdir(parents=True)
+  (out / "thesis.txt").write_text("years of work")
+  (out / "sub" / "data.csv").write_text("1,2\n")
+  before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+  proc = subprocess.run(
+    [sys.executable, str(CLI), str(ckpt), str(out), "--overwrite"],
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert proc.returncode == 1
+  err = proc.stderr.strip().splitlines()
+  assert err[-1].startswith(f"error: {out}: folder holds files that are not")
+  assert "Traceback" not in proc.stderr
+  assert (out / "thesis.txt").read_text() == "years of work"
+  assert (out / "sub" / "data.csv").read_text() == "1,2\n"
+  assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def test_error_resnet50_like(tmp_path):

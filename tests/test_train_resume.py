@@ -149,22 +149,39 @@ def test_corrupt_latest_checkpoint_falls_back(straight):
 
 
 @pytest.mark.slow
-def test_nan_stops_with_step_and_keeps_last_good_checkpoint(straight):
+@pytest.mark.parametrize("lr", ["1e30", "nan"])
+def test_non_finite_step_stops_and_only_good_states_are_saved(straight, lr):
+  # lr=1e30: the loss blows up after a few steps. lr=nan: loss and gradient
+  # are finite, the update is not; it must not reach a checkpoint either.
+  import jax
+  import numpy as np
+
+  from hybrik_jax.train import checkpointing
+
   base, _ = straight
-  work = base / "nan"
+  work = base / f"nonfinite_{lr}"
   proc = subprocess.run(
-    _cmd(work, base / "data", base / "xla", ["--config.optimizer.lr=1e30"]),
+    _cmd(work, base / "data", base / "xla", [f"--config.optimizer.lr={lr}"]),
     capture_output=True,
     text=True,
     env=_env(),
     cwd=ROOT,
     timeout=900,
   )
-  assert proc.returncode != 0
-  assert "non-finite loss or gradient at step" in proc.stderr + proc.stdout
+  out = proc.stderr + proc.stdout
+  assert proc.returncode == 1, out[-3000:]
+  assert "non-finite loss, gradient or update at step" in out
+  assert "Traceback" not in out
   assert not (work / "summary.json").exists()
-  # Only finite states were checkpointed, and the run can be inspected.
   steps = sorted(
     int(p.name) for p in (work / "checkpoints").iterdir() if p.name.isdigit()
   )
-  assert steps and steps[-1] < 4
+  assert not steps or steps[-1] < 4
+  if lr == "nan":
+    assert steps == [] and "update at step 1 " in out
+  for step in steps:
+    tree = checkpointing.restore_on_one_device(
+      work / "checkpoints" / str(step) / "state"
+    )
+    leaves = jax.tree_util.tree_leaves(tree["params"])
+    assert all(np.isfinite(np.asarray(x)).all() for x in leaves), step

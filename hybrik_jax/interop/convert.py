@@ -303,14 +303,33 @@ def _sha256(path: str) -> str:
 
 
 def _check_out_dir(out_dir: str, overwrite: bool) -> None:
-  if os.path.exists(out_dir):
-    if not os.path.isdir(out_dir):
-      raise ConversionError(f"{out_dir}: exists and is not a folder")
-    if os.listdir(out_dir) and not overwrite:
-      raise ConversionError(
-        f"{out_dir}: folder exists and is not empty "
-        "(pass overwrite=True / --overwrite to replace it)"
-      )
+  """Refuses an ``out_dir`` whose contents replacing it would lose.
+
+  An empty folder is used; a previous conversion (``report.json`` and
+  nothing but the converter's outputs) is replaced only with ``overwrite``;
+  any other non-empty folder is refused, ``overwrite`` or not.
+  """
+  if not os.path.exists(out_dir):
+    return
+  if not os.path.isdir(out_dir):
+    raise ConversionError(f"{out_dir}: exists and is not a folder")
+  entries = sorted(os.listdir(out_dir))
+  if not entries:
+    return
+  outputs = {VARIABLES_DIR, REPORT_JSON, SMPL_NPZ}
+  previous = REPORT_JSON in entries and set(entries) <= outputs
+  if not previous:
+    shown = ", ".join(entries[:5]) + (" ..." if len(entries) > 5 else "")
+    raise ConversionError(
+      f"{out_dir}: folder holds files that are not a previous conversion "
+      f"({shown}); choose another output folder (--overwrite replaces only "
+      f"a folder this converter wrote)"
+    )
+  if not overwrite:
+    raise ConversionError(
+      f"{out_dir}: holds a previous conversion "
+      "(pass overwrite=True / --overwrite to replace it)"
+    )
 
 
 def _to_numpy_tree(tree: Any) -> Any:
@@ -431,7 +450,8 @@ def convert_checkpoint(
       ['optimizer']}``) or a bare state_dict; ``module.`` prefixes are
       stripped.
     out_dir: output folder (see the module docstring for its content).
-    overwrite: replace ``out_dir`` if it exists and is not empty.
+    overwrite: replace ``out_dir`` if it holds a previous conversion (a
+      folder holding anything else is always refused).
 
   Returns:
     The report (also written to ``out_dir/report.json``).
@@ -507,7 +527,8 @@ def convert_torchvision_resnet34(
     out_dir: output folder: ``variables/`` (orbax, the backbone's variables as
       returned by ``weight_mapping.torchvision_resnet34_to_backbone``) and
       ``report.json``.
-    overwrite: replace ``out_dir`` if it exists and is not empty.
+    overwrite: replace ``out_dir`` if it holds a previous conversion (a
+      folder holding anything else is always refused).
 
   Returns:
     The report (also written to ``out_dir/report.json``).

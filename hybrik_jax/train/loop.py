@@ -210,7 +210,7 @@ def params_digest(params) -> str:
 def _check_finite(step: int, metrics) -> None:
   if float(jax.device_get(metrics["finite"])) < 1.0:
     raise NonFiniteLossError(
-      f"non-finite loss or gradient at step {step} "
+      f"non-finite loss, gradient or update at step {step} "
       f"(loss={float(jax.device_get(metrics['loss']))}): the update was not "
       "applied and training stopped; the last checkpoint is the last good "
       "state"

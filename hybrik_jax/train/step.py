@@ -104,22 +104,27 @@ def make_per_device_step(
     terms = pmean(terms)
     finite = jnp.logical_and(_tree_all_finite(terms), _tree_all_finite(grads))
 
+    def keep(params, opt_state):
+      return params, opt_state, state.batch_stats, jnp.array(False)
+
     def apply_update(params, opt_state):
       updates, new_opt_state = state.tx.update(grads, opt_state, params)
-      return (
-        optax.apply_updates(params, updates),
-        new_opt_state,
-        new_batch_stats,
+      new_params = optax.apply_updates(params, updates)
+      # A finite gradient can still give a non-finite update (e.g. a NaN
+      # learning rate): such a step is dropped like a non-finite gradient.
+      ok = _tree_all_finite(new_params)
+      return jax.lax.cond(
+        ok,
+        lambda: (new_params, new_opt_state, new_batch_stats, ok),
+        lambda: keep(params, opt_state),
       )
-
-    def keep(params, opt_state):
-      return params, opt_state, state.batch_stats
 
     # A branch rather than jnp.where over params and both Adam moments (three
     # extra full passes over 27.6M weights, ~60 ms in the CPU profile).
-    params, opt_state, batch_stats = jax.lax.cond(
+    params, opt_state, batch_stats, updated = jax.lax.cond(
       finite, apply_update, keep, state.params, state.opt_state
     )
+    finite = jnp.logical_and(finite, updated)
     new_state = state.replace(
       step=state.step + 1,
       params=params,
