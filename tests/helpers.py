@@ -125,15 +125,25 @@ def random_variables(
   return hybrik_model.attach_body_model(variables, body)
 
 
-def recipe_config():
-  """``configs/mixed.py``'s config (the mmhuman3d recipe), loaded by path."""
-  import importlib.util
+REPO = Path(__file__).resolve().parents[1]
 
-  path = Path(__file__).resolve().parents[1] / "configs" / "mixed.py"
-  spec = importlib.util.spec_from_file_location("_recipe_config", path)
+
+def load_config(path: Path):
+  """``get_config()`` of a config file (e.g. ``REPO / "configs/mixed.py"``)."""
+  import importlib.util
+  import sys
+
+  if str(REPO) not in sys.path:  # configs/synthetic.py imports configs.mixed
+    sys.path.insert(0, str(REPO))
+  spec = importlib.util.spec_from_file_location(f"_cfg_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config()
+
+
+def recipe_config():
+  """``configs/mixed.py``'s config (the mmhuman3d recipe)."""
+  return load_config(REPO / "configs" / "mixed.py")
 
 
 def recipe_loss_weights() -> dict[str, float]:
@@ -141,9 +151,6 @@ def recipe_loss_weights() -> dict[str, float]:
   from hybrik_jax import builders
 
   return builders.loss_weights(recipe_config())
-
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def train_cmd(workdir, data_root, cache, *overrides: str) -> list[str]:
@@ -178,13 +185,7 @@ def subprocess_env(devices: int | None = None) -> dict[str, str]:
 def eval_config(data_root):
   """``configs/synthetic.py`` at 64 px for in-process evaluation of its test
   split in ``data_root`` (4 images per batch, no worker processes)."""
-  import sys
-
-  if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-  from configs import synthetic
-
-  config = synthetic.get_config()
+  config = load_config(REPO / "configs" / "synthetic.py")
   config.model.image_size = 64
   config.data.root = str(data_root)
   config.data.worker_count = 0

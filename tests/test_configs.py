@@ -9,7 +9,6 @@ test-set evaluation and a tfds spec) and fails on any leaf of any file in
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import jax
@@ -17,18 +16,12 @@ import ml_collections
 import numpy as np
 import pytest
 from absl import flags
+from helpers import load_config
 
 from hybrik_jax import builders, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("[!_]*.py"))
-
-
-def _load(path: Path) -> ml_collections.ConfigDict:
-  spec = importlib.util.spec_from_file_location(f"_cfg_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def _parse(*overrides: str, config: str = "synthetic.py"):
@@ -125,14 +118,14 @@ def test_every_config_leaf_is_read(tmp_path, monkeypatch):
   builders.dataset_spec(config, config.data.train[0], "train")
 
   for path in CONFIGS:
-    unread = sorted(_leaves(_load(path)) - rec.read)
+    unread = sorted(_leaves(load_config(path)) - rec.read)
     assert not unread, (
       f"{path.name}: config values that no code reads: {unread}"
     )
 
 
 def test_the_recorder_sees_an_unread_leaf(monkeypatch):
-  config = _load(ROOT / "configs" / "synthetic.py")
+  config = load_config(ROOT / "configs" / "synthetic.py")
   config.data.made_up_setting = 3
   rec = _ReadRecorder(config, monkeypatch)
   builders.transform_config(config)
@@ -141,7 +134,7 @@ def test_the_recorder_sees_an_unread_leaf(monkeypatch):
 
 
 def test_configs_load_and_are_the_recipe():
-  mixed = _load(ROOT / "configs" / "mixed.py")
+  mixed = load_config(ROOT / "configs" / "mixed.py")
   assert [(d.name, d.weight) for d in mixed.data.train] == [
     ("h36m", 0.4),
     ("mpi_inf_3dhp", 0.1),
@@ -156,7 +149,7 @@ def test_configs_load_and_are_the_recipe():
     "uvd": 1.0,
   }
   assert "weight" not in mixed.data.val and "weight" not in mixed.data.test
-  syn = _load(ROOT / "configs" / "synthetic.py")
+  syn = load_config(ROOT / "configs" / "synthetic.py")
   assert syn.data.synthetic.generate and syn.model.image_size == 128
 
 

@@ -66,16 +66,6 @@ GENDERS = ("neutral", "male", "female")
 # Official names use 'm' / 'f' / 'neutral' in basicModel file names.
 _GENDER_SHORT = {"neutral": "neutral", "male": "m", "female": "f"}
 
-# Keys every model file must hold (pickle / npz names).
-_REQUIRED_KEYS = (
-  "v_template",
-  "shapedirs",
-  "posedirs",
-  "J_regressor",
-  "weights",
-  "f",
-)
-
 # Limits guarding against corrupt or hostile files.
 _MAX_DECOMPRESSED_BYTES = 2 << 30  # 2 GiB for a gunzipped pickle.
 

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
-  """Raised when a step produced a NaN/inf loss or gradient."""
+  """Raised when a step produced a NaN/inf loss, gradient or update."""
 
 
 def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
@@ -102,8 +102,9 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   pending = None  # metrics of the previous step, checked one step late
   step = start_step
   preempted = False
-  watch = preemption.Watch().__enter__()
+  watch = preemption.Watch()
   try:
+    watch.install()
     while step < total_steps:
       batch = train_step_lib.shard_batch(next(train_loader), mesh)
       state, metrics = step_fn(state, batch)
@@ -161,7 +162,7 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
       if preempted:
         break
   finally:
-    watch.__exit__()
+    watch.uninstall()
     pbar.close()
     ckpt.close()
     writer.close()

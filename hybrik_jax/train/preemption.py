@@ -25,19 +25,21 @@ import jax
 
 
 class Watch:
-  """Watches for preemption during a training run (use as a context)."""
+  """Watches for preemption during a training run: ``install()`` before the
+  loop, ``uninstall()`` after it (in a ``finally``)."""
 
   def __init__(self):
     self.requested = False
     self._previous = None
 
-  def __enter__(self) -> Watch:
+  def install(self) -> None:
+    """Installs the SIGTERM handler (one process, main thread only)."""
     in_main = threading.current_thread() is threading.main_thread()
     if jax.process_count() == 1 and in_main:
       self._previous = signal.signal(signal.SIGTERM, self._on_signal)
-    return self
 
-  def __exit__(self, *exc) -> None:
+  def uninstall(self) -> None:
+    """Restores the SIGTERM handler that was there before ``install``."""
     if self._previous is not None:
       signal.signal(signal.SIGTERM, self._previous)
       self._previous = None
@@ -49,7 +51,7 @@ class Watch:
   def should_stop(self, step: int) -> bool:
     """Whether to checkpoint ``step`` and stop (the same on every process)."""
     if jax.process_count() > 1:
-      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      from jax.experimental import multihost_utils
 
       return bool(multihost_utils.reached_preemption_sync_point(step))
     return self.requested
