@@ -10,7 +10,13 @@
 Writes ``<name>_overlay.png`` (mesh over the image | side view),
 ``<name>.obj`` (camera-frame metres) and ``<name>.npz`` per image, or
 ``<name>_overlay.mp4`` + ``<name>.npz`` (per-frame arrays) per video, to
-``--out`` (default runs/demo). No person detector is used. The camera
+``--out`` (default runs/demo). ``<name>`` is the file stem (``a.jpg`` ->
+``a``); inputs sharing a stem keep their extension (``a.jpg`` -> ``a_jpg``,
+``a.png`` -> ``a_png``), so every output file is distinct. Files of the
+same names already in ``--out`` (an earlier run) are replaced, after one
+``warning: replacing N existing file(s)`` line; use a new ``--out`` to keep
+them. An output that would replace an input image is refused (error, exit
+status 1). No person detector is used. The camera
 convention, the crop and the ``--bbox-file`` format are described in
 ``hybrik_jax/demo/`` (package docstring: a map of its modules). Flags follow
 :mod:`hybrik_jax.cli` (``--bbox-file`` == ``--bbox_file``).
@@ -52,7 +58,13 @@ def define_flags(fv: flags.FlagValues) -> None:
     "JSON {name_or_frame: [x,y,w,h]} or text lines 'name x y w h'.",
     flag_values=fv,
   )
-  flags.DEFINE_string("out", "runs/demo", "Output folder.", flag_values=fv)
+  flags.DEFINE_string(
+    "out",
+    "runs/demo",
+    "Output folder (created). Same-named files of an earlier run are "
+    "replaced, with a warning saying how many.",
+    flag_values=fv,
+  )
   flags.DEFINE_float(
     "focal", None, "Focal length in pixels (default max(H, W)).", flag_values=fv
   )
@@ -119,10 +131,12 @@ def main(argv=None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 1
   seconds = time.perf_counter() - start
+  replaced = result["replaced"]
   print(
     f"{result['kind']}: {result['num_images']} "
     f"{'frame' if result['kind'] == 'video' else 'image'}(s) in "
     f"{seconds:.1f} s; wrote {len(result['outputs'])} files to {args.out}"
+    + (f" ({replaced} replaced)" if replaced else "")
   )
   for path in result["outputs"][:6]:
     print(f"  {path}")

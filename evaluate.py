@@ -17,10 +17,9 @@ protocol: pw3d | h36m | mpi_inf_3dhp). Writes ``metrics.json`` and
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import sys
-from pathlib import Path
 
 from absl import flags
 
@@ -85,19 +84,19 @@ def main(argv=None) -> int:
   absl_logging.set_verbosity(absl_logging.WARNING)
   import numpy as np
 
-  from hybrik_jax import builders
+  from hybrik_jax import builders, storage
   from hybrik_jax.eval import protocol
   from hybrik_jax.train import checkpointing
 
   config = fv.config
   ds = config.data.test
   if fv.data:
-    data = Path(fv.data).absolute()
+    data = storage.path(fv.data)
     if not data.exists():
       return _fail(f"--data {data} does not exist")
     ds = ds.copy_and_resolve_references()
     ds.ann_file = str(data)
-    ds.image_root = str(Path(fv.image_root or data.parent).absolute())
+    ds.image_root = str(storage.path(fv.image_root or data.parent))
     ds.name = data.stem
     if fv.dataset_name:
       ds.dataset_name = fv.dataset_name
@@ -118,10 +117,11 @@ def main(argv=None) -> int:
   except (FileNotFoundError, ValueError) as e:
     return _fail(str(e))
 
-  out = Path(fv.out or Path(fv.checkpoint) / f"eval_{ds.name}")
+  checkpoint = storage.path(fv.checkpoint)
+  out = storage.path(fv.out or checkpoint / f"eval_{ds.name}")
   out.mkdir(parents=True, exist_ok=True)
   report = {
-    "checkpoint": os.path.abspath(fv.checkpoint),
+    "checkpoint": str(checkpoint),
     "dataset": ds.name,
     "dataset_name": result["dataset_name"],
     "ann_file": str(ds.ann_file),
@@ -129,11 +129,13 @@ def main(argv=None) -> int:
     "metrics_mm": result["metrics"],
   }
   (out / "metrics.json").write_text(json.dumps(report, indent=2))
+  buf = io.BytesIO()
   np.savez(
-    out / "per_sample.npz",
+    buf,
     **result["per_sample"],
     **{f"pred_{k}": v for k, v in result["predictions"].items()},
   )
+  storage.write_bytes(out / "per_sample.npz", buf.getvalue())
 
   width = max(len(k) for k in result["metrics"])
   print(

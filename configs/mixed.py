@@ -81,6 +81,14 @@ def get_config():
   c.data.source = "npz"
   c.data.tfds_data_dir = ""
   c.data.eval_batch_size = 32
+  # Samples whose values are unusable (non-finite keypoints / SMPL / twist /
+  # root / intrinsics, a non-finite or empty box, depth_factor <= 0; see
+  # hybrik_jax/data/sample_checks.py). "fail": stop with an error naming the
+  # file, the key, the reason and the first sample indices. "skip": drop
+  # those samples with a one-line message giving the count and the first
+  # indices (evaluation reports them as skipped_samples). mmhuman3d has no
+  # such check: a bad sample there turns the loss or the metrics into NaN.
+  c.data.bad_samples = "fail"
   ann = "preprocessed_datasets/"
   c.data.train = [
     dataset("h36m", ann + "hybrik_h36m_train.npz", "datasets/h36m", 0.4),

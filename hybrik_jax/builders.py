@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+from etils.epath import Path
 
 from hybrik_jax.data import pipeline, transforms
 from hybrik_jax.model import hybrik as hybrik_model
@@ -46,8 +46,13 @@ def resolve_path(config, rel: str) -> Path:
     from hybrik_jax import assets
 
     return assets.ASSETS_DIR / rel[len(PACKAGE_PREFIX) :]
+  return _under(config.data.root, rel)
+
+
+def _under(root: str, rel: str) -> Path:
+  """``rel`` if it is absolute or remote (``gs://…``), else ``root/rel``."""
   p = Path(rel)
-  return p if p.is_absolute() else Path(config.data.root) / p
+  return p if p.is_absolute() else Path(root) / p
 
 
 # -----------------------------------------------------------------------------
@@ -139,8 +144,12 @@ def transform_config(config) -> transforms.TransformConfig:
 def dataset_spec(
   config, ds, split: str, weight: float = 1.0
 ) -> pipeline.DatasetSpec:
-  """One ``config.data`` dataset entry -> DatasetSpec (npz or tfds)."""
+  """One ``config.data`` dataset entry -> DatasetSpec (npz or tfds), with the
+  bad-sample policy ``config.data.bad_samples`` ('fail' when unset)."""
+  from hybrik_jax.data import sample_checks
+
   data = config.data
+  bad_samples = sample_checks.check_policy(data.get("bad_samples", "fail"))
   if data.source == "tfds":
     return pipeline.DatasetSpec(
       name=ds.name,
@@ -150,13 +159,13 @@ def dataset_spec(
       source="tfds",
       split=split,
       dataset_name=ds.dataset_name,
+      bad_samples=bad_samples,
     )
   if data.source != "npz":
     raise ValueError(
       f"config.data.source={data.source!r}; choose 'npz' or 'tfds'"
     )
-  root = Path(data.root)
-  ann = root / ds.ann_file
+  ann = _under(data.root, ds.ann_file)
   if not ann.exists():
     raise FileNotFoundError(
       f"dataset '{ds.name}': annotation file {ann} not found (config "
@@ -165,20 +174,36 @@ def dataset_spec(
   return pipeline.DatasetSpec(
     name=ds.name,
     ann_file=str(ann),
-    image_root=str(root / ds.image_root),
+    image_root=str(_under(data.root, ds.image_root)),
     weight=weight,
     source="npz",
     split=split,
     dataset_name=ds.dataset_name,
+    bad_samples=bad_samples,
   )
 
 
 def ensure_data(config) -> None:
   """Renders the synthetic dataset into ``data.root`` if the config has a
-  ``data.synthetic`` section with ``generate=True`` and a split is missing."""
+  ``data.synthetic`` section with ``generate=True`` and a split is missing.
+
+  Several processes (multi-host): process 0 renders, the others wait for it
+  (``data.root`` must then be shared by the hosts).
+  """
   syn = config.data.get("synthetic")
   if syn is None or not syn.generate:
     return
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    if jax.process_index() == 0:
+      _generate_if_missing(config, syn)
+    multihost_utils.sync_global_devices("hybrik_jax.builders.ensure_data")
+  else:
+    _generate_if_missing(config, syn)
+
+
+def _generate_if_missing(config, syn) -> None:
   root = Path(config.data.root)
   files = [root / d.ann_file for d in config.data.train]
   files += [root / config.data.val.ann_file, root / config.data.test.ann_file]
@@ -235,7 +260,8 @@ class EvalData:
 def make_eval_data(config, ds) -> EvalData:
   """The evaluation loader over one ``config.data`` entry (``val``/``test``
   or one built by ``evaluate.py --data``)."""
-  ensure_data(config)
+  if not Path(ds.ann_file).is_absolute():  # the config's own data
+    ensure_data(config)
   spec = dataset_spec(config, ds, "test")
   source = spec.make_source(test_mode=True)
   loader, num_steps = pipeline.make_eval_loader(

@@ -27,7 +27,6 @@ from conftest import FIXTURES, golden
 from hybrik_jax import smpl as smpl_lib
 from hybrik_jax.interop import convert, weight_mapping
 from hybrik_jax.smpl import io as smpl_io
-from hybrik_jax.smpl import tables
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = REPO / "convert_torch_weights.py"
@@ -43,81 +42,15 @@ NUM_MAPPED = 206  # backbone 180 + head 26 tensors (no num_batches_tracked)
 # -----------------------------------------------------------------------------
 
 
-def smpl_buffers(smpl_pkl: Path) -> dict[str, np.ndarray]:
-  """smpl.* buffers as mmhuman3d's HybrIKSMPL registers them (float32)."""
-  raw = smpl_io.load_raw_dict(smpl_pkl)
-  nv = raw["v_template"].shape[0]
-  f32 = lambda x: np.ascontiguousarray(x, dtype=np.float32)
-  return {
-    "smpl.shapedirs": f32(raw["shapedirs"][:, :, :10]),
-    "smpl.vertex_joint_selector.extra_joints_idxs": np.arange(
-      100, 121, dtype=np.int64
-    ),
-    "smpl.faces_tensor": np.asarray(raw["f"], np.int64),
-    "smpl.v_template": f32(raw["v_template"]),
-    "smpl.J_regressor": f32(raw["J_regressor"]),
-    "smpl.posedirs": f32(np.asarray(raw["posedirs"]).reshape(nv * 3, 207).T),
-    "smpl.parents": np.asarray(tables.HYBRIK_PARENTS, np.int64),
-    "smpl.lbs_weights": f32(raw["weights"]),
-    "smpl.joints_regressor_extra": f32(
-      np.load(FIXTURES / "J_regressor_h36m.npy")
-    ),
-    "smpl.tpose_joints": np.zeros((1, 24, 3), np.float32),
-    "smpl.children_map": np.asarray(tables.HYBRIK_CHILDREN, np.int64),
-  }
-
-
-def full_state_dict(smpl_pkl: Path) -> dict[str, np.ndarray]:
-  """The recipe checkpoint's state_dict in checkpoint_keys.json order."""
-  values = checkpoint_recipe.build_recipe_state_dict()
-  values.update(smpl_buffers(smpl_pkl))
-  keys = [e["key"] for e in checkpoint_recipe.load_checkpoint_keys()]
-  assert set(keys) == set(values)
-  for e in checkpoint_recipe.load_checkpoint_keys():
-    assert list(values[e["key"]].shape) == e["shape"], e["key"]
-    assert values[e["key"]].dtype == np.dtype(e["dtype"]), e["key"]
-  return {k: values[k] for k in keys}
-
-
-def mmcv_container(
-  state_dict: dict[str, np.ndarray], prefix: str = "", optimizer: bool = False
-) -> dict:
-  """{'meta', 'state_dict'[, 'optimizer']} as mmcv's save_checkpoint writes."""
-  sd = collections.OrderedDict((prefix + k, v) for k, v in state_dict.items())
-  sd._metadata = collections.OrderedDict(  # pylint: disable=protected-access
-    [("", {"version": 1}), ("backbone", {"version": 1})]
-  )
-  obj = {
-    "meta": {
-      "mmhuman3d_version": "0.11.0",
-      "mmcv_version": "1.5.3",
-      "config": "model = dict(type='HybridIK')\n" * 3,
-      "env_info": "sys.platform: linux",
-      "seed": 0,
-      "epoch": 100,
-      "iter": 123400,
-      "time": "Fri Feb 11 12:00:00 2022",
-      "hook_msgs": {"last_ckpt": "work_dirs/epoch_100.pth"},
-    },
-    "state_dict": sd,
-  }
-  if optimizer:
-    obj["optimizer"] = {
-      "state": {0: {"step": 3, "exp_avg": np.ones(4, np.float32)}},
-      "param_groups": [{"lr": 1e-3, "params": [0]}],
-    }
-  return obj
-
-
 @pytest.fixture(scope="module")
 def state_dict(smpl_pkl):
-  return full_state_dict(smpl_pkl)
+  return checkpoint_recipe.full_state_dict(smpl_pkl)
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory, state_dict):
   path = tmp_path_factory.mktemp("ckpt") / "resnet34_hybrik_recipe.pth"
-  tw.save(mmcv_container(state_dict), path)
+  tw.save(checkpoint_recipe.mmcv_container(state_dict), path)
   return path
 
 
@@ -373,7 +306,9 @@ def test_module_prefix_bare_state_dict_without_smpl(tmp_path, state_dict):
 def test_legacy_format_checkpoint(tmp_path, state_dict, converted):
   """A publish_model-style file (torch.save, legacy non-zip format)."""
   path = tmp_path / "resnet34_hybrik_mixed-legacy.pth"
-  tw.save_legacy(mmcv_container(state_dict, optimizer=True), path)
+  tw.save_legacy(
+    checkpoint_recipe.mmcv_container(state_dict, optimizer=True), path
+  )
   out = tmp_path / "out"
   rc, stdout, err = run_cli(path, out)
   assert rc == 0, err

@@ -4,9 +4,12 @@ their checkpoint is evaluated on one device; validation is sharded over the
 two hosts and gathered."""
 
 import json
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -44,9 +47,9 @@ def _env(devices):
   return subprocess_env(devices)
 
 
-def _train_one(workdir, base, devices):
+def _train_one(workdir, base, devices, extra=()):
   proc = subprocess.run(
-    _cmd(workdir, base),
+    _cmd(workdir, base, extra),
     capture_output=True,
     text=True,
     env=_env(devices),
@@ -57,14 +60,15 @@ def _train_one(workdir, base, devices):
   return proc.stdout
 
 
-def _train_two(workdir, base, devices_each):
+def _start_two(workdir, base, devices_each, extra=()):
   port = _free_port()
-  procs = [
+  return [
     subprocess.Popen(
       _cmd(
         workdir,
         base,
         [
+          *extra,
           "--distributed",
           f"--coordinator_address=localhost:{port}",
           "--num_processes=2",
@@ -79,6 +83,10 @@ def _train_two(workdir, base, devices_each):
     )
     for i in range(2)
   ]
+
+
+def _train_two(workdir, base, devices_each, extra=()):
+  procs = _start_two(workdir, base, devices_each, extra)
   outs = [p.communicate(timeout=900) for p in procs]
   for p, (out, err) in zip(procs, outs):
     assert p.returncode == 0, out[-2000:] + err[-3000:]
@@ -211,3 +219,52 @@ def test_two_process_eval_gathers_every_sample(runs, tmp_path):
   # for another batch size rounds differently (measured 3.4e-4 mm of 360).
   for k, v in one["metrics"].items():
     assert abs(two["metrics"][k] - v) <= 1e-5 * v, (k, v, two["metrics"][k])
+
+
+@pytest.mark.slow
+def test_sigterm_stops_both_processes_at_one_step_and_resumes_bit_identically(
+  runs,
+):
+  """SIGTERM to both processes (as SLURM or a TPU VM's preemption sends
+  it): JAX's preemption sync point stops them after the same step, that
+  step is checkpointed, and the rerun ends bit-identical to an uninterrupted
+  run (1 process x 2 devices, which equals 2 processes x 1 device)."""
+  base = runs[0]
+  extra = [
+    "--config.max_steps=12",
+    "--config.eval_every_epochs=0",
+    "--config.checkpoint_every_steps=100",
+  ]
+  _train_one(base / "sigterm_ref", base, 2, extra)
+  ref = json.loads((base / "sigterm_ref" / "summary.json").read_text())
+
+  work = base / "sigterm"
+  procs = _start_two(work, base, 1, extra)
+  history = work / "history.jsonl"
+  deadline = time.time() + 900
+  try:
+    while not (history.exists() and history.read_text().strip()):
+      assert all(p.poll() is None for p in procs), "ended before the SIGTERM"
+      assert time.time() < deadline, "no step was logged"
+      time.sleep(0.05)
+    for p in procs:
+      p.send_signal(signal.SIGTERM)
+    outs = [p.communicate(timeout=300) for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  stops = []
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, out[-2000:] + err[-3000:]
+    found = re.search(r"preempted: stopped after step (\d+)", out + err)
+    assert found, out[-2000:] + err[-2000:]
+    stops.append(int(found.group(1)))
+  assert stops[0] == stops[1] < 12, stops
+  assert f"preempted after {stops[0]} steps" in outs[0][0]
+  steps = [int(p.name) for p in (work / "checkpoints").iterdir()]
+  assert steps == [stops[0]]
+
+  _train_two(work, base, 1, extra)
+  resumed = json.loads((work / "summary.json").read_text())
+  assert resumed["resumed_from"] == stops[0] and resumed["steps"] == 12
+  assert resumed["params_sha256"] == ref["params_sha256"]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch_writer
-from test_convert_cli import full_state_dict, mmcv_container
+from checkpoint_recipe import full_state_dict, mmcv_container
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,7 +27,11 @@ Per-sample dict (the ``results`` the transform pipeline starts from):
     keypoints3d_relative [190,3], keypoints3d17 [190,3], keypoints3d17_vis
     [190,3], keypoints3d17_relative [190,3] (float32).
   In test mode: joint_relative_17 [190,3] float32 (keypoints3d17_relative for
-    SMPL data, keypoints3d_cam otherwise).
+    SMPL data, keypoints3d_cam otherwise). Unlike mmhuman3d, a test file
+    that lacks an SMPL-side key is an error unless the dataset is
+    'mpi_inf_3dhp' (see ``HybrIKAnnotations``).
+
+Which samples hold usable values is decided by ``sample_checks``.
 """
 
 from __future__ import annotations
@@ -110,9 +114,14 @@ class HybrIKAnnotations:
     image_path: list[str], the stored (relative) image paths.
     num_data: N.
 
+    keypoint_keys: the keypoints arrays that ``__getitem__`` reads.
+
   Raises:
     HumanDataError: a field that ``load_annotations`` needs is missing,
-      naming the file and the field.
+      naming the file and the field; in test mode also a missing SMPL-side
+      field (``keypoints3d17_relative``, ``smpl.thetas``, ...) for any
+      protocol but 'mpi_inf_3dhp', where mmhuman3d would silently score
+      ``keypoints3d_cam`` instead.
   """
 
   def __init__(
@@ -164,6 +173,8 @@ class HybrIKAnnotations:
       and "betas" in smpl
       and all(k in hd for k in smpl_keys)
     )
+    if self.test_mode and dataset_name != "mpi_inf_3dhp":
+      self._require_smpl_ground_truth(path, smpl, smpl_keys)
     if self.smpl_present:
       if "has_smpl" in hd:
         self.has_smpl = np.asarray(hd.get("has_smpl")).astype(np.float32)
@@ -190,6 +201,45 @@ class HybrIKAnnotations:
     else:
       self.twist = self.twist_weight = None
     self.root_cam = np.asarray(hd.get("root_cam")) if "root_cam" in hd else None
+    # The keypoints arrays __getitem__ reads (for the value checks).
+    keys = [self._kp_key]
+    if self.smpl_present:
+      keys += [
+        "keypoints3d_relative",
+        "keypoints3d17",
+        "keypoints3d17_relative",
+      ]
+    elif self.test_mode:
+      keys.append("keypoints3d_cam")
+    self.keypoint_keys = tuple(keys)
+
+  def _require_smpl_ground_truth(self, path, smpl, smpl_keys) -> None:
+    """Test mode, H36M-17 protocol: the SMPL-side keys must all be present.
+
+    mmhuman3d's ``load_annotations`` catches the KeyError of any missing
+    SMPL-side key and silently takes ``joint_relative_17`` from
+    ``keypoints3d_cam`` instead of ``keypoints3d17_relative``: the protocol
+    (``h36m_idxs``) then scores the wrong joints. Only MPI-INF-3DHP's
+    protocol is meant for ``keypoints3d_cam``; for every other dataset a
+    missing key is an error here.
+    """
+    if self.smpl_present:
+      return
+    smpl = smpl if isinstance(smpl, dict) else {}
+    present = {k for k in smpl_keys if k in self.human_data}
+    present |= {f"smpl.{k}" for k in ("thetas", "betas") if k in smpl}
+    # The ground truth itself first, then the rest of the try-block's keys.
+    order = ["keypoints3d17_relative", "smpl.thetas", "smpl.betas", *smpl_keys]
+    missing = [k for k in dict.fromkeys(order) if k not in present]
+    also = f" (also missing: {', '.join(missing[1:])})" if missing[1:] else ""
+    raise HumanDataError(
+      path,
+      missing[0],
+      f"needed in test mode by the '{self.dataset_name}' evaluation "
+      f"protocol (ground truth joint_relative_17 = keypoints3d17_relative) "
+      f"but missing{also}; only 'mpi_inf_3dhp' is scored from "
+      f"keypoints3d_cam",
+    )
 
   def __len__(self) -> int:
     return self.num_data

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
+from hybrik_jax import storage
 from hybrik_jax.safe_pickle import (
   UnsafePickleError,
   numpy_globals,
@@ -210,16 +211,20 @@ def _read_npy_member(
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
+  fh = None
   try:
-    zf = zipfile.ZipFile(path)
+    fh = storage.open_file(path, "rb")
+    zf = zipfile.ZipFile(fh)
   except FileNotFoundError:
     raise
   except (zipfile.BadZipFile, OSError, EOFError) as e:
+    if fh is not None:
+      fh.close()
     raise HumanDataError(
       path, "<file>", f"not a readable npz/zip file ({e})"
     ) from None
   out = {}
-  with zf:
+  with fh, zf:
     for info in zf.infolist():
       if not info.filename.endswith(".npy"):
         raise HumanDataError(

@@ -17,6 +17,8 @@ import os
 import cv2
 import numpy as np
 
+from hybrik_jax import storage
+
 
 def decode_image(data: bytes, what: str) -> np.ndarray:
   """Decodes encoded image bytes (JPEG, PNG, ...).
@@ -53,7 +55,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     OSError: the file exists but cannot be read (a folder, no permission).
   """
   try:
-    with open(path, "rb") as f:
+    with storage.open_file(path, "rb") as f:
       data = f.read()
   except FileNotFoundError as e:
     raise FileNotFoundError(f"image file not found: {path}") from e

@@ -56,6 +56,9 @@ class DatasetSpec:
     dataset_name: mmhuman3d dataset name selecting the target branch ('h36m',
       'mpi_inf_3dhp', 'coco', 'pw3d'); default `name`. For 'tfds' it is fixed
       at build time.
+    bad_samples: what to do with samples holding unusable values (NaN,
+      empty boxes, ...; see `sample_checks`): 'fail' (error naming file,
+      field, reason and indices) or 'skip' (leave them out); 'npz' only.
   """
 
   name: str
@@ -65,6 +68,7 @@ class DatasetSpec:
   source: str = "npz"
   split: str = "train"
   dataset_name: str | None = None
+  bad_samples: str = "fail"
 
   def make_source(self, test_mode: bool = False):
     return sources_lib.make_source(
@@ -75,6 +79,7 @@ class DatasetSpec:
       self.split,
       self.dataset_name,
       test_mode,
+      self.bad_samples,
     )
 
 

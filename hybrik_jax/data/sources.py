@@ -11,16 +11,21 @@ Two kinds, same interface (`len(source)`, `source[j] -> (annotation, image)`):
 
 Images are BGR uint8 [H, W, 3] (mmcv `imfrombytes(flag='color')` order),
 decoded by `hybrik_jax.data.images`.
+`NpzSource` checks the values of every sample when it first reads the file
+(`sample_checks`) and fails on bad samples or skips them, per its
+`bad_samples` policy.
 Both sources open their files lazily and drop open handles when pickled, so
 they can be shipped to grain worker processes cheaply.
 """
 
 import os
 
+import numpy as np
+
 from hybrik_jax.data import annotations as annotations_lib
 from hybrik_jax.data import human_data as human_data_lib
 from hybrik_jax.data import images as images_lib
-from hybrik_jax.data import precrop, records
+from hybrik_jax.data import precrop, records, sample_checks
 
 # Dataset names whose target branch the transforms know.
 MMHUMAN3D_DATASETS = ("h36m", "mpi_inf_3dhp", "coco", "pw3d")
@@ -39,6 +44,14 @@ class NpzSource:
       of those, else the HumanData file's `config` entry (the synthetic
       files say 'h36m' / 'pw3d').
     test_mode: build test-mode annotations (adds `joint_relative_17`).
+    bad_samples: policy for samples with unusable values
+      (`sample_checks`): 'fail' raises `sample_checks.BadSamplesError` when
+      the file is first read; 'skip' leaves them out: `len()` counts the good
+      samples only and `source[j]` is the j-th good one (its annotation's
+      `sample_idx` stays the index in the file, see `indices`).
+
+  The file is read (and checked) on first use of `len()`, `[j]` or
+  `annotations`.
   """
 
   def __init__(
@@ -48,13 +61,19 @@ class NpzSource:
     image_root: str,
     dataset_name: str | None = None,
     test_mode: bool = False,
+    bad_samples: str = "fail",
   ):
     self.name = name
     self.ann_file = ann_file
     self.image_root = image_root
     self.dataset_name = dataset_name
     self.test_mode = test_mode
+    self.bad_samples = sample_checks.check_policy(bad_samples)
     self._annotations = None
+    # Outcome of the value checks (kept when pickled, so worker processes
+    # neither check again nor repeat the 'skip' message).
+    self._keep = None  # [M] int64 file indices of the good samples; None: all
+    self._skipped = None  # {file index: reason}; None: not checked yet
 
   def __getstate__(self):
     state = dict(self.__dict__)
@@ -76,22 +95,47 @@ class NpzSource:
             f" (HumanData config={hd.get('config')!r}); pass dataset_name, "
             f"one of {MMHUMAN3D_DATASETS}"
           )
-      self._annotations = annotations_lib.HybrIKAnnotations(
+      annotations = annotations_lib.HybrIKAnnotations(
         hd, name, test_mode=self.test_mode
       )
+      if self._skipped is None:
+        self._keep, self._skipped = sample_checks.select_samples(
+          annotations, self.bad_samples
+        )
+      self._annotations = annotations
     return self._annotations
 
+  @property
+  def skipped(self) -> dict[int, str]:
+    """{index in the file: reason} of the samples left out ('skip')."""
+    _ = self.annotations  # reads and checks the file once
+    return dict(self._skipped)
+
+  @property
+  def indices(self) -> np.ndarray:
+    """[len(self)] int64: the file index of each sample of the source."""
+    annotations = self.annotations
+    if self._keep is None:
+      return np.arange(len(annotations))
+    return self._keep.copy()
+
   def __len__(self) -> int:
-    return len(self.annotations)
+    annotations = self.annotations
+    return len(annotations) if self._keep is None else len(self._keep)
+
+  def _file_index(self, j: int) -> int:
+    if not 0 <= j < len(self):
+      raise IndexError(f"{self.name}: index {j} out of range [0, {len(self)})")
+    return j if self._keep is None else int(self._keep[j])
 
   def annotation(self, j: int) -> dict:
     """Per-sample annotation (original frame coordinates)."""
-    if not 0 <= j < len(self):
-      raise IndexError(f"{self.name}: index {j} out of range [0, {len(self)})")
-    return self.annotations[j]
+    return self.annotations[self._file_index(j)]
 
   def image_path(self, j: int) -> str:
-    return os.path.join(self.image_root, self.annotations.image_path[j])
+    return os.path.join(
+      self.image_root, self.annotations.image_path[self._file_index(j)]
+    )
 
   def __getitem__(self, j: int):
     return self.annotation(j), images_lib.read_image(self.image_path(j))
@@ -156,14 +200,19 @@ def make_source(
   split: str = "train",
   dataset_name: str | None = None,
   test_mode: bool = False,
+  bad_samples: str = "fail",
 ):
   """`NpzSource` (source='npz') or `TfdsSource` (source='tfds').
 
   For 'tfds', `ann_file` is the tfds name ('hybrik_data/<config>') and
-  `image_root` the tfds data_dir.
+  `image_root` the tfds data_dir. `bad_samples` ('fail' / 'skip', see
+  `NpzSource`) applies to 'npz'; the pre-cropped records are not re-checked.
   """
+  sample_checks.check_policy(bad_samples)
   if source == "npz":
-    return NpzSource(name, ann_file, image_root, dataset_name, test_mode)
+    return NpzSource(
+      name, ann_file, image_root, dataset_name, test_mode, bad_samples
+    )
   if source == "tfds":
     return TfdsSource(ann_file, image_root, split)
   raise ValueError(

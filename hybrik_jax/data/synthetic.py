@@ -38,6 +38,12 @@ reproduces the generating rotations. Poses and shapes are drawn by
 :mod:`hybrik_jax.smpl.poses`; rest skeletons, twists and the batched SMPL
 forward come from :mod:`hybrik_jax.smpl.numpy_kinematics`.
 
+The output folder must be new, empty, or one this generator wrote before
+(it holds :data:`MARKER_NAME`, written before anything else, or -- folders
+from before the marker -- its ``synthetic_info.json``); any other folder is
+refused with :class:`OccupiedFolderError`, so a user's files are never
+overwritten.
+
 Run: ``python -m hybrik_jax.data.synthetic --out DIR --num N [--num-test M]``.
 """
 
@@ -45,6 +51,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +82,78 @@ H36M_IDXS = np.asarray(conventions.H36M_IDXS)
 DEFAULT_IMAGE_SIZE = (480, 640)  # (W, H): portrait, like 3DPW's frames.
 TRAIN_DEPTH_FACTOR = 2000.0  # mm (H36M-like).
 TEST_DEPTH_FACTOR = 2.0  # m (3DPW-like).
+
+GENERATOR = "hybrik_jax.data.synthetic"  # synthetic_info.json's "generator"
+# Written into the output folder before any image: marks it as this
+# generator's (a rerun may overwrite it, e.g. after an interrupted run).
+MARKER_NAME = ".hybrik_jax_synthetic"
+_MARKER_TEXT = (
+  json.dumps(
+    {"generator": GENERATOR, "note": "folder written by this generator"}
+  )
+  + "\n"
+)
+
+
+# ----------------------------------------------------------------------------
+# The output folder.
+
+
+class OccupiedFolderError(ValueError, FileNotFoundError):
+  """The output folder holds files this generator did not write.
+
+  A ``ValueError`` (bad argument); also a ``FileNotFoundError`` because the
+  requested dataset is missing and cannot be produced there, which is what
+  ``train.py`` / ``evaluate.py`` report as a one-line ``error: ...``.
+  """
+
+
+def _first_files(folder: Path, limit: int) -> list[str]:
+  """Up to ``limit`` files under ``folder`` (relative paths; top level
+  first, then sub-folders, each sorted by name)."""
+  found = []
+  for root, dirs, files in os.walk(folder):
+    dirs.sort()
+    for name in sorted(files):
+      found.append(os.path.relpath(os.path.join(root, name), folder))
+      if len(found) >= limit:
+        return found
+  return found
+
+
+def is_generated_folder(folder: str | Path) -> bool:
+  """Whether ``folder`` was written by :func:`generate` (marker file, or a
+  ``synthetic_info.json`` naming this generator)."""
+  folder = Path(folder)
+  if (folder / MARKER_NAME).is_file():
+    return True
+  try:
+    info = json.loads((folder / "synthetic_info.json").read_text())
+  except (OSError, ValueError):
+    return False
+  return isinstance(info, dict) and info.get("generator") == GENERATOR
+
+
+def check_output_folder(folder: str | Path) -> None:
+  """Raises :class:`OccupiedFolderError` unless ``generate`` may write into
+  ``folder``: it does not exist, holds no files (empty sub-folders are
+  fine), or :func:`is_generated_folder`."""
+  folder = Path(folder)
+  if not folder.exists():
+    return
+  why = None
+  if not folder.is_dir():
+    why = "it is not a folder"
+  elif not is_generated_folder(folder):
+    files = _first_files(folder, 4)
+    if files:
+      shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+      why = f"it holds files that this generator did not write ({shown})"
+  if why is not None:
+    raise OccupiedFolderError(
+      f"refusing to generate the synthetic dataset into {folder}: {why}; "
+      "point config.data.root (or --out) at an empty or new folder"
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -286,7 +365,9 @@ def generate(
   """Generates the synthetic dataset.
 
   Args:
-    out_dir: output folder (created). Writes ``images/NNNNNN.jpg``,
+    out_dir: output folder (created): new, empty or written by this
+      generator before (:func:`check_output_folder`). Writes
+      :data:`MARKER_NAME` (first), ``images/NNNNNN.jpg``,
       ``synthetic_train.npz``, ``synthetic_test.npz`` and
       ``synthetic_info.json``.
     num: total number of samples.
@@ -306,6 +387,11 @@ def generate(
 
   Returns:
     dict with 'train' / 'test' paths, 'num_train', 'num_test', 'seconds'.
+
+  Raises:
+    OccupiedFolderError: ``out_dir`` holds files this generator did not
+      write (nothing is written then).
+    ValueError: bad ``num`` / ``num_test`` / model.
   """
   from tqdm import tqdm
 
@@ -315,14 +401,17 @@ def generate(
     num_test = max(1, round(0.2 * num)) if num >= 2 else 0
   if not 0 <= num_test <= num:
     raise ValueError(f"--num-test must be in [0, {num}], got {num_test}")
+  out_dir = Path(out_dir)
+  check_output_folder(out_dir)
   if model is None:
     from hybrik_jax import assets
 
     model = assets.load_synthetic_smpl()
   if model.J_regressor_extra is None:
     raise ValueError("the SMPL model needs an H36M J_regressor_extra [17, V]")
-  out_dir = Path(out_dir)
-  (out_dir / "images").mkdir(parents=True, exist_ok=True)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  (out_dir / MARKER_NAME).write_text(_MARKER_TEXT)
+  (out_dir / "images").mkdir(exist_ok=True)
   t_start = time.perf_counter()
   w, h = int(image_size[0]), int(image_size[1])
   if focal_range is None:
@@ -435,7 +524,7 @@ def generate(
   )
   seconds = time.perf_counter() - t_start
   info = {
-    "generator": "hybrik_jax.data.synthetic",
+    "generator": GENERATOR,
     "seed": seed,
     "num": num,
     "num_train": num_train,
@@ -508,15 +597,19 @@ def main(argv: Sequence[str] | None = None) -> int:
       f"--image_size={','.join(args.image_size)}: expected "
       "two positive integers W,H"
     )
-  res = generate(
-    args.out,
-    args.num,
-    args.num_test,
-    seed=args.seed,
-    image_size=size,
-    jpeg_quality=args.jpeg_quality,
-    progress=not args.no_progress,
-  )
+  try:
+    res = generate(
+      args.out,
+      args.num,
+      args.num_test,
+      seed=args.seed,
+      image_size=size,
+      jpeg_quality=args.jpeg_quality,
+      progress=not args.no_progress,
+    )
+  except OccupiedFolderError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
   rate = (res["num_train"] + res["num_test"]) / max(res["seconds"], 1e-9)
   print(
     f"wrote {res['num_train']} train + {res['num_test']} test samples to "

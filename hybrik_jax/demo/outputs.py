@@ -1,10 +1,14 @@
 """Demo outputs: the overlay picture, the OBJ mesh and the npz arrays.
 
-Per image (``<name>`` = file stem): ``<name>_overlay.png`` (mesh over the
-image | side view, :func:`render_overlay`), ``<name>.obj`` (camera-frame
-vertices in metres, y down, + faces, :func:`write_obj`) and ``<name>.npz``
-(see :func:`result_arrays`). A video gives ``<name>_overlay.mp4`` and one
-``<name>.npz`` with per-frame arrays ``[T, ...]`` (and ``fps``).
+Per image (``<name>`` from :func:`output_names`: the file stem, e.g.
+``a.jpg`` -> ``a``; when inputs share a stem, the extension is kept, e.g.
+``a.jpg`` -> ``a_jpg`` and ``a.png`` -> ``a_png``): ``<name>_overlay.png``
+(mesh over the image | side view, :func:`render_overlay`), ``<name>.obj``
+(camera-frame vertices in metres, y down, + faces, :func:`write_obj`) and
+``<name>.npz`` (see :func:`result_arrays`). A video gives
+``<name>_overlay.mp4`` and one ``<name>.npz`` with per-frame arrays
+``[T, ...]`` (and ``fps``). Distinct names give distinct files
+(:func:`image_output_paths`, :func:`video_output_paths`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,49 @@ import numpy as np
 from hybrik_jax.demo.camera import Camera
 
 OVERLAY_ALPHA = 0.85  # mesh opacity over the image
+
+
+def output_names(paths: Sequence[Path]) -> list[str]:
+  """One output name per input file, unique (case-insensitively, so also on
+  case-insensitive file systems).
+
+  The stem (``a.jpg`` -> ``a``) where no other input has the same stem;
+  otherwise stem + ``_`` + extension (``a.jpg`` -> ``a_jpg``, ``a.png`` ->
+  ``a_png``). A name still taken after that (e.g. an input ``a_jpg.png``
+  next to ``a.jpg`` and ``a.png``) gets ``_2``, ``_3``, ... in input order.
+  """
+  stems = [p.stem.casefold() for p in paths]
+  counts = {s: stems.count(s) for s in stems}
+  base = [
+    f"{p.stem}_{p.suffix.lstrip('.')}" if counts[s] > 1 and p.suffix else p.stem
+    for p, s in zip(paths, stems)
+  ]
+  folded = [b.casefold() for b in base]
+  taken = set()
+  names = []
+  for name, key in zip(base, folded):
+    if key in taken:
+      k = 2
+      while f"{key}_{k}" in taken or f"{key}_{k}" in folded:
+        k += 1
+      name, key = f"{name}_{k}", f"{key}_{k}"
+    taken.add(key)
+    names.append(name)
+  return names
+
+
+def image_output_paths(out_dir: Path, name: str) -> list[Path]:
+  """The files written for one image: [overlay png, obj, npz]."""
+  return [
+    out_dir / f"{name}_overlay.png",
+    out_dir / f"{name}.obj",
+    out_dir / f"{name}.npz",
+  ]
+
+
+def video_output_paths(out_dir: Path, name: str) -> list[Path]:
+  """The files written for one video: [overlay mp4, npz]."""
+  return [out_dir / f"{name}_overlay.mp4", out_dir / f"{name}.npz"]
 
 
 def render_overlay(

@@ -8,10 +8,16 @@ person detector is used (nothing can be downloaded): the person box is the
 whole image unless ``--bbox`` or ``--bbox-file`` gives one. The camera
 convention is in :mod:`hybrik_jax.demo.camera`, the mesh placement in
 :mod:`hybrik_jax.demo.placement`.
+
+Output files have unique names (:func:`~hybrik_jax.demo.outputs.output_names`).
+Files of an earlier run in the same output folder are replaced, with one
+warning (before the model is loaded) saying how many; an output that would
+replace one of the inputs is refused.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -32,14 +38,54 @@ from hybrik_jax.demo.inputs import (
   parse_bbox,
   video_info,
 )
-from hybrik_jax.demo.outputs import render_overlay, result_arrays, write_obj
+from hybrik_jax.demo.outputs import (
+  image_output_paths,
+  output_names,
+  render_overlay,
+  result_arrays,
+  video_output_paths,
+  write_obj,
+)
 from hybrik_jax.demo.predictor import Predictor, resolve_image_size
+
+log = logging.getLogger(__name__)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
   """Consecutive slices of ``items`` of ``size`` (the last may be shorter)."""
   for start in range(0, len(items), size):
     yield items[start : start + size]
+
+
+def _check_outputs(
+  planned: Sequence[Path], inputs: Sequence[Path], out_dir: Path
+) -> int:
+  """Refuses outputs that would replace an input; warns about (and counts)
+  the existing files they replace."""
+  resolved = {p.resolve() for p in inputs}
+  for path in planned:
+    if path.resolve() in resolved:
+      raise DemoError(
+        f"output {path} would replace the input of the same name; choose "
+        "another --out"
+      )
+  existing = [p for p in planned if p.exists()]
+  if existing:
+    log.warning(
+      "replacing %d existing file(s) in %s (%s%s); use another --out to "
+      "keep them",
+      len(existing),
+      out_dir,
+      existing[0].name,
+      ", ..." if len(existing) > 1 else "",
+    )
+  return len(existing)
+
+
+def _imwrite(path: Path, image: np.ndarray) -> None:
+  """``cv2.imwrite`` that raises DemoError instead of returning False."""
+  if not cv2.imwrite(str(path), image):
+    raise DemoError(f"cannot write {path}")
 
 
 def run(
@@ -77,12 +123,13 @@ def run(
       convolutions ('high', 'highest'); None = the backend's default.
 
   Returns:
-    {'outputs': [written paths], 'num_images': int, 'kind': 'image' |
-    'folder' | 'video'}.
+    {'outputs': [written paths, all distinct], 'num_images': int, 'kind':
+    'image' | 'folder' | 'video', 'replaced': how many of the outputs
+    existed before (replaced, with a warning)}.
 
   Raises:
     DemoError: bad input (missing checkpoint / input, unreadable image,
-      empty folder, bad box).
+      empty folder, bad box), or an output that would replace an input.
   """
   from tqdm import tqdm
 
@@ -106,6 +153,16 @@ def run(
   else:
     kind, items = "image", [input_path]
     load_image(input_path)  # fail before loading the model
+  out_dir = Path(out_dir)
+  if kind == "video":
+    names = [input_path.stem]
+    planned = video_output_paths(out_dir, names[0])
+  else:
+    names = output_names(items)
+    planned = [p for n in names for p in image_output_paths(out_dir, n)]
+  replaced = _check_outputs(
+    planned, [input_path] if items is None else items, out_dir
+  )
 
   if variables is None:
     from hybrik_jax.train import checkpointing
@@ -121,12 +178,13 @@ def run(
   predictor = Predictor(
     variables, size, batch_size, person_height_m, placement, precision
   )
-  out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   if kind == "video":
-    return _run_video(
-      predictor, input_path, out_dir, default_box, boxes, focal, progress
+    result = _run_video(
+      predictor, input_path, planned, default_box, boxes, focal, progress
     )
+    return {**result, "replaced": replaced}
+  name_of = dict(zip(items, names))
 
   outputs, warned = [], []
   bar = tqdm(
@@ -157,37 +215,38 @@ def run(
     for path, img, cam, res in zip(
       chunk, images, cams, predictor(images, bboxes, cams)
     ):
-      stem = out_dir / path.stem
+      png, obj, npz = image_output_paths(out_dir, name_of[path])
       overlay = render_overlay(
         img, res["vertices"], predictor.faces, cam, predictor.face_colors
       )
-      cv2.imwrite(f"{stem}_overlay.png", overlay)
-      write_obj(f"{stem}.obj", res["vertices"], predictor.faces)
-      np.savez(f"{stem}.npz", **result_arrays([res], stack=False))
-      outputs += [
-        Path(f"{stem}_overlay.png"),
-        Path(f"{stem}.obj"),
-        Path(f"{stem}.npz"),
-      ]
+      _imwrite(png, overlay)
+      write_obj(obj, res["vertices"], predictor.faces)
+      np.savez(npz, **result_arrays([res], stack=False))
+      outputs += [png, obj, npz]
       bar.update(1)
   bar.close()
-  return {"outputs": outputs, "num_images": len(items), "kind": kind}
+  return {
+    "outputs": outputs,
+    "num_images": len(items),
+    "kind": kind,
+    "replaced": replaced,
+  }
 
 
 def _run_video(
   predictor: Predictor,
   path: Path,
-  out_dir: Path,
+  planned: Sequence[Path],
   default_box,
   boxes,
   focal,
   progress,
 ) -> dict:
+  """Runs a video; ``planned`` = [overlay mp4, npz] (video_output_paths)."""
   from tqdm import tqdm
 
   fps, count = video_info(path)
-  stem = out_dir / path.stem
-  mp4 = Path(f"{stem}_overlay.mp4")
+  mp4, npz = planned
   writer, results, warned, index = None, [], [], 0
   bar = tqdm(
     total=count or None, desc="demo", unit="frame", disable=not progress
@@ -238,9 +297,9 @@ def _run_video(
     raise DemoError(f"cannot read any frame of video {path}")
   arrays = result_arrays(results, stack=True)
   arrays["fps"] = np.float32(fps)
-  np.savez(f"{stem}.npz", **arrays)
+  np.savez(npz, **arrays)
   return {
-    "outputs": [mp4, Path(f"{stem}.npz")],
+    "outputs": [mp4, npz],
     "num_images": len(results),
     "kind": "video",
   }

@@ -235,8 +235,12 @@ def evaluate_dataset(
 
   Returns:
     {'metrics': {'MPJPE': ..., 'PA-MPJPE': ...} (mm), 'per_sample':
-    {'sample_idx', 'mpjpe', 'pa_mpjpe'}, 'num_samples': N,
-    'dataset_name': ..., 'predictions': {...}}
+    {'sample_idx', 'mpjpe', 'pa_mpjpe'}, 'num_samples': N (samples
+    evaluated), 'dataset_name': ..., 'predictions': {...},
+    'skipped_samples': [(index, reason), ...]}. ``sample_idx`` and the
+    skipped indices are indices in the annotation file; samples left out by
+    ``config.data.bad_samples='skip'`` are in ``skipped_samples`` only (an
+    empty list when none was).
   """
   names = tuple(metric_names or ("pa-mpjpe", "mpjpe"))
   for n in names:
@@ -260,8 +264,10 @@ def evaluate_dataset(
   finally:
     loader.close()
   n = len(source)
+  # File index of each source sample (a 'skip' source leaves some out).
+  expected = np.asarray(getattr(source, "indices", np.arange(n)))
   if len(res["sample_idx"]) != n or not np.array_equal(
-    res["sample_idx"], np.arange(n)
+    res["sample_idx"], expected
   ):
     raise RuntimeError(
       f"evaluation covered {len(res['sample_idx'])} of {n} samples"
@@ -292,6 +298,10 @@ def evaluate_dataset(
       "smpl_pose": res["pred_pose"],
       "smpl_beta": res["pred_shape"],
     },
+    "skipped_samples": [
+      (int(i), str(reason))
+      for i, reason in sorted(getattr(source, "skipped", {}).items())
+    ],
   }
 
 

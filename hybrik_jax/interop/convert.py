@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 import hybrik_jax
+from hybrik_jax import storage
 from hybrik_jax.interop import torch_format, weight_mapping
 from hybrik_jax.smpl import tables
 
@@ -296,7 +297,7 @@ def smpl_arrays_from_state_dict(
 
 def _sha256(path: str) -> str:
   digest = hashlib.sha256()
-  with open(path, "rb") as f:
+  with storage.open_file(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
       digest.update(block)
   return digest.hexdigest()
@@ -309,11 +310,12 @@ def _check_out_dir(out_dir: str, overwrite: bool) -> None:
   nothing but the converter's outputs) is replaced only with ``overwrite``;
   any other non-empty folder is refused, ``overwrite`` or not.
   """
-  if not os.path.exists(out_dir):
+  folder = storage.path(out_dir)
+  if not folder.exists():
     return
-  if not os.path.isdir(out_dir):
+  if not folder.is_dir():
     raise ConversionError(f"{out_dir}: exists and is not a folder")
-  entries = sorted(os.listdir(out_dir))
+  entries = sorted(p.name for p in folder.iterdir())
   if not entries:
     return
   outputs = {VARIABLES_DIR, REPORT_JSON, SMPL_NPZ}
@@ -369,7 +371,22 @@ def _write_output(
   report: dict,
   smpl: dict[str, np.ndarray] | None,
 ) -> None:
-  """Writes everything into a temporary sibling folder, then renames it."""
+  """Writes everything into a temporary sibling folder, then renames it.
+
+  A remote ``out_dir`` (``gs://…``, where folders cannot be renamed) is
+  written locally first and then uploaded, after removing the previous
+  conversion that ``_check_out_dir`` allowed to be replaced.
+  """
+  if storage.is_remote(out_dir):
+    with tempfile.TemporaryDirectory(prefix="hybrik_jax_convert_") as local:
+      local_out = os.path.join(local, "out")
+      _write_output(local_out, False, variables, report, smpl)
+      _check_out_dir(out_dir, overwrite)
+      remote = storage.path(out_dir)
+      if remote.exists():
+        remote.rmtree()
+      storage.upload_dir(local_out, remote)
+    return
   import orbax.checkpoint as ocp
 
   out_dir = os.path.abspath(out_dir)
@@ -412,7 +429,7 @@ def _base_report(ckpt_path: str, kind: str) -> dict:
     "source": {
       "file": os.path.basename(ckpt_path),
       "sha256": _sha256(ckpt_path),
-      "bytes": os.path.getsize(ckpt_path),
+      "bytes": storage.path(ckpt_path).stat().length,
     },
     "variables_dir": VARIABLES_DIR,
   }
@@ -584,8 +601,8 @@ def load_converted(out_dir: str | os.PathLike) -> dict:
   """
   import orbax.checkpoint as ocp
 
-  path = os.path.join(os.path.abspath(os.fspath(out_dir)), VARIABLES_DIR)
-  if not os.path.isdir(path):
+  path = storage.path(out_dir) / VARIABLES_DIR
+  if not path.is_dir():
     raise ConversionError(
       f"{out_dir}: no '{VARIABLES_DIR}/' checkpoint here; "
       "run convert_torch_weights.py first"
@@ -596,5 +613,4 @@ def load_converted(out_dir: str | os.PathLike) -> dict:
 
 def load_report(out_dir: str | os.PathLike) -> dict:
   """Reads ``report.json`` from a converted folder."""
-  with open(os.path.join(os.fspath(out_dir), REPORT_JSON)) as f:
-    return json.load(f)
+  return json.loads((storage.path(out_dir) / REPORT_JSON).read_text())

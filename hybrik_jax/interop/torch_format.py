@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import stride_tricks
 
-from hybrik_jax import safe_pickle
+from hybrik_jax import safe_pickle, storage
 
 __all__ = ["CheckpointFormatError", "load_torch_checkpoint"]
 
@@ -457,13 +457,15 @@ def _archive_prefix(path: str, names: list[str]) -> str:
 
 def _load_zip(path: str) -> Any:
   """The zip format (torch >= 1.6 default)."""
+  fh = storage.open_file(path, "rb")
   try:
-    zf = zipfile.ZipFile(path)
+    zf = zipfile.ZipFile(fh)
   except (zipfile.BadZipFile, EOFError, OSError) as e:
+    fh.close()
     raise CheckpointFormatError(
       f"{path}: truncated or corrupt zip archive ({e})"
     ) from None
-  with zf:
+  with fh, zf:
     names = zf.namelist()
     prefix = _archive_prefix(path, names)
 
@@ -522,7 +524,7 @@ def _load_legacy(path: str) -> Any:
   to learn each storage's element type (hence its byte size), and once for
   real after the storages are read.
   """
-  with open(path, "rb") as f:
+  with storage.open_file(path, "rb") as f:
     stream = io.BytesIO(f.read())
   scan = _Reader(path, None, lambda key: f"legacy storage {key!r}")
   magic = _unpickle(scan, stream, "legacy magic number", allowed={})
@@ -592,7 +594,7 @@ def load_torch_checkpoint(path: str | os.PathLike) -> Any:
     FileNotFoundError: the file does not exist.
   """
   path = os.fspath(path)
-  with open(path, "rb") as f:
+  with storage.open_file(path, "rb") as f:
     head = f.read(512)
   if head.startswith(b"PK\x03\x04"):
     return _load_zip(path)

@@ -37,13 +37,14 @@ import gzip
 import io
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils.epath import Path
 
+from hybrik_jax import storage
 from hybrik_jax.safe_pickle import RestrictedUnpickler, UnsafePickleError
 from hybrik_jax.smpl import pickle_compat, tables
 from hybrik_jax.smpl.model import SMPLModel
@@ -143,7 +144,7 @@ def resolve_model_file(path_or_dir: PathLike, gender: str = "neutral") -> Path:
 
 def _read_bytes(path: Path) -> bytes:
   try:
-    with open(path, "rb") as fh:
+    with storage.open_file(path, "rb") as fh:
       data = fh.read()
   except OSError as e:
     raise SMPLLoadError(f"{path}: cannot read SMPL model file ({e})") from None

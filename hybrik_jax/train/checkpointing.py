@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+
+from hybrik_jax import storage
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,14 @@ class Checkpointer:
   """Owns an orbax ``CheckpointManager`` under ``<workdir>/checkpoints``.
 
   Args:
-    workdir: run directory.
+    workdir: run directory (local, or remote such as ``gs://bucket/run``).
     keep: how many most recent checkpoints to keep (the best one by
       validation PA-MPJPE is kept in addition).
     async_save: write in a background thread (orbax async checkpointing).
   """
 
-  def __init__(
-    self, workdir: str | Path, keep: int = 3, async_save: bool = True
-  ):
-    self.directory = Path(workdir).absolute() / "checkpoints"
+  def __init__(self, workdir: Any, keep: int = 3, async_save: bool = True):
+    self.directory = storage.path(workdir) / "checkpoints"
     policy = pp.AnyPreservationPolicy(
       [
         pp.LatestN(n=keep),
@@ -146,7 +145,7 @@ class CheckpointNotFoundError(FileNotFoundError):
   """No usable model checkpoint at the given path."""
 
 
-def load_inference_variables(path: str | Path, body_model=None) -> dict:
+def load_inference_variables(path: Any, body_model=None) -> dict:
   """Model variables for inference from any checkpoint hybrik-jax writes.
 
   Accepts:
@@ -163,7 +162,7 @@ def load_inference_variables(path: str | Path, body_model=None) -> dict:
   from hybrik_jax.interop import convert
   from hybrik_jax.model import hybrik as hybrik_model
 
-  path = Path(path)
+  path = storage.path(path)
   if not path.exists():
     raise CheckpointNotFoundError(f"checkpoint {path} does not exist")
   if (path / convert.VARIABLES_DIR).is_dir():
@@ -226,7 +225,7 @@ def load_inference_variables(path: str | Path, body_model=None) -> dict:
   )
 
 
-def restore_on_one_device(state_dir: str | Path, device=None) -> Any:
+def restore_on_one_device(state_dir: Any, device=None) -> Any:
   """Restores a saved ``TrainState`` tree onto one device, whatever the
   topology it was written from (any number of devices and hosts).
 
@@ -238,7 +237,7 @@ def restore_on_one_device(state_dir: str | Path, device=None) -> Any:
   """
   device = jax.local_devices()[0] if device is None else device
   sharding = jax.sharding.SingleDeviceSharding(device)
-  state_dir = Path(state_dir).absolute()
+  state_dir = storage.path(state_dir)
   with ocp.StandardCheckpointer() as ck:
     metadata = ck.metadata(state_dir).item_metadata
     target = jax.tree.map(

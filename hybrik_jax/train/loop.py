@@ -11,14 +11,13 @@ import hashlib
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 from tqdm import tqdm
 
-from hybrik_jax import builders
+from hybrik_jax import builders, storage
 from hybrik_jax.train import checkpointing, preemption, run_logging
 from hybrik_jax.train import state as train_state_lib
 from hybrik_jax.train import step as train_step_lib
@@ -30,12 +29,17 @@ class NonFiniteLossError(RuntimeError):
   """Raised when a step produced a NaN/inf loss, gradient or update."""
 
 
-def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
+def train_and_evaluate(config, workdir: Any) -> dict[str, Any]:
   """Trains per ``config`` in ``workdir``; resumes if checkpoints exist.
+
+  ``workdir`` is a local folder or a remote one (``gs://bucket/run``): every
+  file of the run (checkpoints, ``config.json``, ``history.jsonl``,
+  TensorBoard events, curves, ``summary.json``) is written through
+  :mod:`hybrik_jax.storage`.
 
   Returns a summary dict (steps, last validation metrics, wall time).
   """
-  workdir = Path(workdir)
+  workdir = storage.path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   t_start = time.time()
   is_main = jax.process_index() == 0

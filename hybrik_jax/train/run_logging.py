@@ -2,51 +2,87 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import shutil
+import tempfile
+import time
 from collections.abc import Mapping
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from hybrik_jax import storage
+
 
 class MetricWriter:
-  """Writes scalars to TensorBoard (tensorboardX) and ``history.jsonl``."""
+  """Writes scalars to TensorBoard (tensorboardX) and ``history.jsonl``.
 
-  def __init__(self, workdir: str | Path, enabled: bool = True):
-    self.workdir = Path(workdir)
+  A local workdir is written in place. A remote one (``gs://…``) is written
+  through a local staging folder: TensorBoard's event file and the history
+  are uploaded every ``sync_every_s`` seconds and on :meth:`close`.
+  """
+
+  def __init__(
+    self, workdir: Any, enabled: bool = True, sync_every_s: float = 30.0
+  ):
+    self.workdir = storage.path(workdir)
     self.enabled = enabled
     self._tb = None
+    self._staging = None
+    self._sync_every_s = sync_every_s
+    self._last_sync = time.monotonic()
     if enabled:
       from tensorboardX import SummaryWriter
 
-      self._tb = SummaryWriter(str(self.workdir / "tensorboard"))
-      self._history = open(self.workdir / "history.jsonl", "a")
+      tb_dir = self.workdir / "tensorboard"
+      if storage.is_remote(self.workdir):
+        self._staging = tempfile.mkdtemp(prefix="hybrik_jax_tb_")
+        tb_dir = self._staging
+      self._tb = SummaryWriter(os.fspath(tb_dir))
+      self._history = storage.MirroredFile(self.workdir / "history.jsonl")
 
   def write(self, step: int, scalars: Mapping[str, float]) -> None:
     if not self.enabled:
       return
     for k, v in scalars.items():
       self._tb.add_scalar(k, float(v), int(step))
-    self._history.write(
+    self._history.append(
       json.dumps(
         {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
       )
       + "\n"
     )
-    self._history.flush()
+    if time.monotonic() - self._last_sync >= self._sync_every_s:
+      self.sync()
+
+  def sync(self) -> None:
+    """Uploads the staged files (remote workdirs; a no-op for local ones)."""
+    if not self.enabled:
+      return
+    self._history.sync()
+    if self._staging is not None:
+      self._tb.flush()
+      storage.upload_dir(self._staging, self.workdir / "tensorboard")
+    self._last_sync = time.monotonic()
 
   def close(self) -> None:
     if self.enabled:
       self._tb.close()
+      self.sync()
       self._history.close()
+      if self._staging is not None:
+        shutil.rmtree(self._staging, ignore_errors=True)
 
 
-def read_history(workdir: str | Path) -> list[dict]:
-  path = Path(workdir) / "history.jsonl"
+def read_history(workdir: Any) -> list[dict]:
+  path = storage.path(workdir) / "history.jsonl"
   if not path.exists():
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return [
+    json.loads(line) for line in path.read_text().splitlines() if line.strip()
+  ]
 
 
 def _series(hist: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +95,8 @@ def _series(hist: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_curves(
-  workdir: str | Path, out_name: str = "train_curves.png", log_loss: bool = True
-) -> Path | None:
+  workdir: Any, out_name: str = "train_curves.png", log_loss: bool = True
+) -> Any:
   """Plots the run's curves from ``history.jsonl`` into ``workdir/out_name``.
 
   Three panels over the optimiser step: the training loss and its four
@@ -119,7 +155,9 @@ def plot_curves(
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize="small")
-  out = Path(workdir) / out_name
-  fig.savefig(out, dpi=100)
+  out = storage.path(workdir) / out_name
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=100)
   plt.close(fig)
+  storage.write_bytes(out, buf.getvalue())
   return out
