@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     if isinstance(e, OSError) and e.filename and str(e.filename) not in message:
       message = f"{e.filename}: {message}"
     print(f"error: {message}", file=sys.stderr)
-    return 1
+    return 2
 
   tensors = report["tensors"]
   variables = report["variables"]

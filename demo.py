@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     )
   except demo_inputs.DemoError as e:
     print(f"error: {e}", file=sys.stderr)
-    return 1
+    return 2
   seconds = time.perf_counter() - start
   replaced = result["replaced"]
   print(

@@ -7,9 +7,13 @@
   # a training run (its newest checkpoint), on the synthetic test split:
   python evaluate.py --config configs/synthetic.py --checkpoint runs/synthetic
 
-``--data FILE`` evaluates another HumanData test npz (``--image-root`` is
-the folder its image paths are relative to; ``--dataset-name`` picks the
-protocol: pw3d | h36m | mpi_inf_3dhp). Writes ``metrics.json`` and
+A training run's checkpoint is evaluated with the run's own model values
+(input size, backbone, body model, normalisation: its ``config.json``); a
+``--config.*`` flag that contradicts them is refused. ``--data FILE``
+evaluates another HumanData test npz (``--image-root`` is the folder its
+image paths are relative to); the file's own ``config`` entry picks the
+protocol (pw3d | h36m | mpi_inf_3dhp), ``--dataset-name`` names it for a
+file without one and must agree otherwise. Writes ``metrics.json`` and
 ``per_sample.npz`` (per-sample MPJPE / PA-MPJPE in mm, predictions) to
 ``--out`` (default: ``<checkpoint>/eval_<dataset>``). Flags follow
 :mod:`hybrik_jax.cli` (``--image-root`` == ``--image_root``).
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import io
 import json
-import sys
+import math
 
 from absl import flags
 
@@ -52,7 +56,8 @@ def define_flags(fv: flags.FlagValues) -> None:
     "dataset_name",
     None,
     ["pw3d", "h36m", "mpi_inf_3dhp"],
-    "Protocol for --data (default: the config's test set's).",
+    "Protocol for --data: the file's own HumanData 'config' entry decides; "
+    "give it for a file without one (a contradiction is an error).",
     flag_values=fv,
   )
   flags.DEFINE_list(
@@ -72,9 +77,15 @@ def define_flags(fv: flags.FlagValues) -> None:
   flags.mark_flags_as_required(["config", "checkpoint"], flag_values=fv)
 
 
-def _fail(msg: str) -> int:
-  print(f"error: {msg}", file=sys.stderr)
-  return 1
+def _json_safe(value):
+  """Non-finite floats as null (JSON has no NaN)."""
+  if isinstance(value, dict):
+    return {k: _json_safe(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_json_safe(v) for v in value]
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value
 
 
 def main(argv=None) -> int:
@@ -83,70 +94,92 @@ def main(argv=None) -> int:
 
   absl_logging.set_verbosity(absl_logging.WARNING)
   import numpy as np
+  from ml_collections import config_flags
 
-  from hybrik_jax import builders, storage
+  from hybrik_jax import builders, errors, storage
   from hybrik_jax.eval import protocol
-  from hybrik_jax.train import checkpointing
+  from hybrik_jax.train import checkpointing, run_config
 
   config = fv.config
+  # A training run's own values for the model (input size, backbone, body
+  # model, normalisation); a --config.* flag that contradicts them is refused.
+  run = run_config.find_for_checkpoint(fv.checkpoint)
+  if run is not None:
+    run_config.apply_run_config(
+      config, run[1], run[0], config_flags.get_override_values(fv["config"])
+    )
   ds = config.data.test
   if fv.data:
     data = storage.path(fv.data)
     if not data.exists():
-      return _fail(f"--data {data} does not exist")
+      raise errors.MissingInputError(f"--data {data} does not exist")
     ds = ds.copy_and_resolve_references()
     ds.ann_file = str(data)
     ds.image_root = str(storage.path(fv.image_root or data.parent))
     ds.name = data.stem
-    if fv.dataset_name:
-      ds.dataset_name = fv.dataset_name
+    # The file's own 'config' entry decides; --dataset_name must agree.
+    ds.dataset_name = fv.dataset_name
   if fv.batch_size:
     config.data.eval_batch_size = fv.batch_size
 
-  try:
-    variables = checkpointing.load_inference_variables(fv.checkpoint)
-  except (checkpointing.CheckpointNotFoundError, OSError, ValueError) as e:
-    return _fail(str(e))
-  try:
-    result = protocol.evaluate_dataset(
-      variables,
-      builders.make_eval_data(config, ds),
-      model=builders.build_model(config),
-      metric_names=fv.metrics,
-    )
-  except (FileNotFoundError, ValueError) as e:
-    return _fail(str(e))
+  variables, ckpt = checkpointing.load_inference_checkpoint(fv.checkpoint)
+  result = protocol.evaluate_dataset(
+    variables,
+    builders.make_eval_data(config, ds),
+    model=builders.build_model(config),
+    metric_names=fv.metrics,
+  )
 
   checkpoint = storage.path(fv.checkpoint)
   out = storage.path(fv.out or checkpoint / f"eval_{ds.name}")
   out.mkdir(parents=True, exist_ok=True)
+  outputs = (out / "metrics.json", out / "per_sample.npz")
+  replaced = [p.name for p in outputs if p.exists()]
+  if replaced:
+    print(f"warning: replacing {', '.join(replaced)} in {out}", flush=True)
   report = {
     "checkpoint": str(checkpoint),
+    "checkpoint_step_dir": ckpt["path"],
+    "step": ckpt["step"],
+    "config_sha256": run_config.config_sha256(config),
+    "run_config": str(run[0]) if run is not None else None,
     "dataset": ds.name,
     "dataset_name": result["dataset_name"],
     "ann_file": str(ds.ann_file),
     "num_samples": result["num_samples"],
+    "skipped_samples": [
+      {"index": int(i), "reason": r} for i, r in result["skipped_samples"]
+    ],
     "metrics_mm": result["metrics"],
   }
-  (out / "metrics.json").write_text(json.dumps(report, indent=2))
+  outputs[0].write_text(
+    json.dumps(_json_safe(report), indent=2, allow_nan=False)
+  )
   buf = io.BytesIO()
   np.savez(
     buf,
     **result["per_sample"],
     **{f"pred_{k}": v for k, v in result["predictions"].items()},
   )
-  storage.write_bytes(out / "per_sample.npz", buf.getvalue())
+  storage.write_bytes(outputs[1], buf.getvalue())
 
   width = max(len(k) for k in result["metrics"])
   print(
     f"\n{ds.name} ({result['dataset_name']} protocol), "
     f"{result['num_samples']} samples"
+    + (
+      f" ({len(result['skipped_samples'])} bad ones skipped)"
+      if result["skipped_samples"]
+      else ""
+    )
   )
+  if ckpt["step"] is not None:
+    print(f"checkpoint: step {ckpt['step']} ({ckpt['path']})")
   print(f"{'metric':<{width}}  value")
   for k, v in result["metrics"].items():
     unit = "%" if "PCK" in k or "AUC" in k else "mm"
     print(f"{k:<{width}}  {v:8.2f} {unit}")
-  print(f"wrote {out / 'metrics.json'} and {out / 'per_sample.npz'}")
+  print(f"wrote {outputs[0]} and {outputs[1]}")
   return 0
 
 

@@ -60,6 +60,14 @@ def define_flags(fv: flags.FlagValues) -> None:
     "With --distributed: this process's index.",
     flag_values=fv,
   )
+  flags.DEFINE_bool(
+    "allow_config_change",
+    False,
+    "Resume a workdir's checkpoints although the config differs from the "
+    "run's config.json in values that change training (refused otherwise, "
+    "naming the values).",
+    flag_values=fv,
+  )
   flags.mark_flags_as_required(["config", "workdir"], flag_values=fv)
 
 
@@ -110,8 +118,11 @@ def main(argv=None) -> int:
       flush=True,
     )
   try:
-    summary = loop.train_and_evaluate(fv.config, fv.workdir)
-  except (loop.NonFiniteLossError, FileNotFoundError) as e:
+    summary = loop.train_and_evaluate(
+      fv.config, fv.workdir, allow_config_change=fv.allow_config_change
+    )
+  except loop.NonFiniteLossError as e:
+    # The run failed (not its input): exit 1. Input errors exit 2 (cli.run).
     print(f"error: {e}", file=sys.stderr, flush=True)
     return 1
   if jax.process_index() == 0:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 from etils.epath import Path
 
+from hybrik_jax import errors
 from hybrik_jax.data import pipeline, transforms
 from hybrik_jax.model import hybrik as hybrik_model
 
@@ -36,7 +37,9 @@ def precision(name: str) -> str | None:
   """A ``lax.Precision`` name for the network's matmuls and convolutions, or
   None for the backend's default (``'default'``)."""
   if name not in PRECISIONS:
-    raise ValueError(f"precision {name!r}; choose from {PRECISIONS}")
+    raise errors.ConfigError(
+      f"config.model.precision={name!r}; choose from {PRECISIONS}"
+    )
   return None if name == "default" else name
 
 
@@ -64,7 +67,7 @@ def build_model(config) -> hybrik_model.HybrIK:
   """``HybrIK`` per ``config.model`` (backbone, dtype, precision, dropout)."""
   name = config.model.dtype
   if name not in _DTYPES:
-    raise ValueError(
+    raise errors.ConfigError(
       f"config.model.dtype={name!r}; choose from {sorted(_DTYPES)}"
     )
   return hybrik_model.HybrIK(
@@ -102,7 +105,7 @@ def initial_variables(
   if config.model.backbone_init:
     path = resolve_path(config, config.model.backbone_init)
     if not path.exists():
-      raise FileNotFoundError(
+      raise errors.MissingInputError(
         f"backbone init file {path} (config.model.backbone_init) not found: "
         "put torchvision's resnet34-b627a593.pth there, or train from "
         "scratch with --config.model.backbone_init=''"
@@ -130,7 +133,7 @@ def transform_config(config) -> transforms.TransformConfig:
   augment = {k: float(v) for k, v in config.augment.items()}
   unknown = sorted(set(augment) - fields)
   if unknown:
-    raise ValueError(f"config.augment has unknown fields {unknown}")
+    raise errors.ConfigError(f"config.augment has unknown fields {unknown}")
   norm = config.normalize
   return transforms.TransformConfig(
     img_res=int(config.model.image_size),
@@ -162,12 +165,12 @@ def dataset_spec(
       bad_samples=bad_samples,
     )
   if data.source != "npz":
-    raise ValueError(
+    raise errors.ConfigError(
       f"config.data.source={data.source!r}; choose 'npz' or 'tfds'"
     )
   ann = _under(data.root, ds.ann_file)
   if not ann.exists():
-    raise FileNotFoundError(
+    raise errors.MissingInputError(
       f"dataset '{ds.name}': annotation file {ann} not found (config "
       f"data.root={data.root!r}, ann_file={ds.ann_file!r})"
     )
@@ -270,9 +273,12 @@ def make_eval_data(config, ds) -> EvalData:
     worker_count=int(config.data.worker_count),
     transform_config=transform_config(config),
   )
+  # An npz file's own 'config' entry decides (and must agree with a name
+  # given); pre-cropped records carry none.
+  dataset_name = getattr(source, "dataset_type", None) or ds.dataset_name
   return EvalData(
     name=ds.name,
-    dataset_name=ds.dataset_name,
+    dataset_name=dataset_name,
     source=source,
     loader=loader,
     num_steps=num_steps,
@@ -308,7 +314,7 @@ def loss_weights(config) -> dict[str, float]:
   w = config.loss_weights
   unknown = sorted(set(w.keys()) - set(losses.LOSS_TERMS))
   if unknown:
-    raise ValueError(
+    raise errors.ConfigError(
       f"config.loss_weights has unknown terms {unknown}; the "
       f"losses are {losses.LOSS_TERMS}"
     )

@@ -31,8 +31,10 @@ from collections.abc import Callable, Sequence
 
 from absl import flags
 
+from hybrik_jax import errors
 
-class UsageError(Exception):
+
+class UsageError(errors.InputError):
   """Bad command line: printed as ``error: ...``, exit status 2."""
 
 
@@ -102,6 +104,20 @@ def cap_cpu_isa(isa: str) -> None:
   os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_max_isa={isa}"
   ).strip()
+
+
+def _check_config_loaded(fv: flags.FlagValues, prog: str) -> None:
+  """ml_collections defers a config file's load error to the first use of
+  the config; raise it here as a usage error naming the file."""
+  try:
+    fv["config"].value.keys()
+  except Exception as e:  # noqa: BLE001 - whatever loading the file raised
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    why = lines[-1] if lines else type(e).__name__
+    raise UsageError(
+      f"--config {fv['config'].config_filename}: cannot load it ({why}) "
+      f"(see {prog} --help)"
+    ) from None
 
 
 def parse(
@@ -177,6 +193,8 @@ def parse(
     raise UsageError(
       f"bad config override {' '.join(bad)}: {why} (see {prog} --help)"
     ) from None
+  if "config" in fv and fv["config"].value is not None:
+    _check_config_loaded(fv, prog)
   if xla and fv.cpu_max_isa:
     cap_cpu_isa(fv.cpu_max_isa)
   lo, hi = (
@@ -207,7 +225,28 @@ def run(main: Callable[[], int | None], huge_pages: bool = False) -> None:
     host_memory.reexec_with_huge_pages()
   try:
     rc = main()
-  except UsageError as e:
-    print(f"error: {e}", file=sys.stderr)
+  except KNOWN_ERRORS as e:
+    print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
     raise SystemExit(2) from None
   raise SystemExit(rc or 0)
+
+
+# A user can fix these (see hybrik_jax.errors); anything else is a bug and
+# keeps its traceback. File-system errors name their path.
+KNOWN_ERRORS = (
+  errors.InputError,
+  FileNotFoundError,
+  IsADirectoryError,
+  NotADirectoryError,
+  PermissionError,
+)
+
+
+def one_line(e: BaseException) -> str:
+  """``e``'s message on one line (its first line; the path of an OSError
+  that does not name it)."""
+  text = str(e).strip() or type(e).__name__
+  if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
+    text = f"{e.filename}: {e.strerror or text}"
+  lines = text.splitlines()
+  return lines[0] + (" ..." if len(lines) > 1 else "")

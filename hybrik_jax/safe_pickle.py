@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from hybrik_jax import errors
 
-class UnsafePickleError(pickle.UnpicklingError):
+
+class UnsafePickleError(errors.InputError, pickle.UnpicklingError):
   """A pickle asked for a global that is not on the allow-list."""
 
 

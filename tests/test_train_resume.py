@@ -143,7 +143,11 @@ def test_corrupt_latest_checkpoint_falls_back(straight):
   proc = _run(_cmd(work, base / "data", base / "xla"))
   out = _summary(work)
   assert out["resumed_from"] == 2, proc.stderr[-2000:]
-  assert "unreadable" in proc.stderr
+  # One line for the skipped step (and why), one for the step used.
+  assert "checkpoint step 3 in" in proc.stderr and "unreadable" in proc.stderr
+  assert "using checkpoint step 2 (skipped unreadable step(s) 3)" in proc.stderr
+  assert "Event loop is closed" not in proc.stderr
+  assert len(proc.stderr.splitlines()) < 40, proc.stderr[-3000:]
   # Resuming from step 2 replays steps 3-4 exactly.
   assert out["params_sha256"] == ref["params_sha256"]
 
@@ -185,3 +189,36 @@ def test_non_finite_step_stops_and_only_good_states_are_saved(straight, lr):
     )
     leaves = jax.tree_util.tree_leaves(tree["params"])
     assert all(np.isfinite(np.asarray(x)).all() for x in leaves), step
+
+
+@pytest.mark.slow
+def test_config_change_is_refused_unless_allowed(straight):
+  """A rerun with another optimiser value is refused (exit 2, the value
+  named, nothing changed on disk); --allow_config_change continues the
+  run's checkpoints with it."""
+  import shutil
+
+  base, ref = straight
+  work = base / "changed"
+  shutil.copytree(base / "straight", work)
+  saved = (work / "config.json").read_text()
+  steps = sorted(p.name for p in (work / "checkpoints").iterdir())
+  cmd = _cmd(work, base / "data", base / "xla", ["--config.optimizer.lr=5e-4"])
+  proc = subprocess.run(
+    cmd, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=900
+  )
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and (
+    "config.optimizer.lr: 0.001 -> 0.0005" in last
+  ), last
+  assert (work / "config.json").read_text() == saved
+  assert sorted(p.name for p in (work / "checkpoints").iterdir()) == steps
+
+  proc = _run([*cmd, "--allow_config_change", "--config.max_steps=5"])
+  assert "continuing with config changes: config.optimizer.lr" in (
+    proc.stdout + proc.stderr
+  )
+  out = _summary(work)
+  assert out["resumed_from"] == 4 and out["steps"] == 5
+  assert out["resumed_params_sha256"] == ref["params_sha256"]

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-from hybrik_jax import storage
+from hybrik_jax import errors, storage
 from hybrik_jax.safe_pickle import (
   UnsafePickleError,
   numpy_globals,
@@ -50,7 +50,7 @@ NUM_JOINTS = 190
 _ATTRIBUTE_KEYS = ("__key_strict__", "__data_len__", "__keypoints_compressed__")
 
 
-class HumanDataError(ValueError):
+class HumanDataError(errors.InputError, ValueError):
   """A HumanData file is unreadable or has a field of the wrong form.
 
   Attributes:

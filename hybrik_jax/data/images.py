@@ -17,7 +17,11 @@ import os
 import cv2
 import numpy as np
 
-from hybrik_jax import storage
+from hybrik_jax import errors, storage
+
+
+class ImageError(errors.InputError, ValueError):
+  """An image file OpenCV cannot decode (names the file)."""
 
 
 def decode_image(data: bytes, what: str) -> np.ndarray:
@@ -36,7 +40,7 @@ def decode_image(data: bytes, what: str) -> np.ndarray:
   """
   image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
   if image is None:
-    raise ValueError(f"cannot decode image {what}")
+    raise ImageError(f"cannot decode image {what}")
   return image  # [H, W, 3] uint8 BGR
 
 
@@ -58,5 +62,5 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     with storage.open_file(path, "rb") as f:
       data = f.read()
   except FileNotFoundError as e:
-    raise FileNotFoundError(f"image file not found: {path}") from e
+    raise errors.MissingInputError(f"image file not found: {path}") from e
   return decode_image(data, str(path))

@@ -84,17 +84,7 @@ class NpzSource:
   def annotations(self) -> annotations_lib.HybrIKAnnotations:
     if self._annotations is None:
       hd = human_data_lib.load_human_data(self.ann_file)
-      name = self.dataset_name
-      if name is None:
-        name = (
-          self.name if self.name in MMHUMAN3D_DATASETS else hd.get("config")
-        )
-        if name not in MMHUMAN3D_DATASETS:
-          raise ValueError(
-            f"{self.ann_file}: cannot tell the dataset type of {self.name!r}"
-            f" (HumanData config={hd.get('config')!r}); pass dataset_name, "
-            f"one of {MMHUMAN3D_DATASETS}"
-          )
+      name = self.dataset_type_of(hd)
       annotations = annotations_lib.HybrIKAnnotations(
         hd, name, test_mode=self.test_mode
       )
@@ -104,6 +94,49 @@ class NpzSource:
         )
       self._annotations = annotations
     return self._annotations
+
+  def dataset_type_of(self, hd) -> str:
+    """The dataset type (protocol) of the loaded HumanData ``hd``: the
+    file's own ``config`` entry, unless ``dataset_name`` was given (then
+    they must agree).
+
+    Raises:
+      HumanDataError: an unknown ``dataset_name``, one that contradicts the
+        file's ``config``, or a file that does not say and no name given.
+    """
+    own = hd.get("config")
+    own = own if own in MMHUMAN3D_DATASETS else None
+    name = self.dataset_name
+    if name is not None and name not in MMHUMAN3D_DATASETS:
+      raise human_data_lib.HumanDataError(
+        self.ann_file,
+        "dataset_name",
+        f"unknown dataset type {name!r}; choose from {MMHUMAN3D_DATASETS}",
+      )
+    if name is not None and own is not None and name != own:
+      raise human_data_lib.HumanDataError(
+        self.ann_file,
+        "config",
+        f"the file is a {own!r} file (its 'config' entry) but dataset type "
+        f"{name!r} was asked for; omit the dataset name to use the file's",
+      )
+    name = (
+      name or own or (self.name if self.name in MMHUMAN3D_DATASETS else None)
+    )
+    if name is None:
+      raise human_data_lib.HumanDataError(
+        self.ann_file,
+        "config",
+        f"cannot tell the dataset type of {self.name!r} (its 'config' entry "
+        f"is {hd.get('config')!r}); give the dataset name, one of "
+        f"{MMHUMAN3D_DATASETS}",
+      )
+    return name
+
+  @property
+  def dataset_type(self) -> str:
+    """The resolved dataset type (see :meth:`dataset_type_of`)."""
+    return self.annotations.dataset_name
 
   @property
   def skipped(self) -> dict[int, str]:

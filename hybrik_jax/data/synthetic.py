@@ -59,7 +59,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hybrik_jax import render
+from hybrik_jax import errors, render
 from hybrik_jax.data import conventions
 from hybrik_jax.smpl import tables
 from hybrik_jax.smpl.numpy_kinematics import (
@@ -99,13 +99,9 @@ _MARKER_TEXT = (
 # The output folder.
 
 
-class OccupiedFolderError(ValueError, FileNotFoundError):
-  """The output folder holds files this generator did not write.
-
-  A ``ValueError`` (bad argument); also a ``FileNotFoundError`` because the
-  requested dataset is missing and cannot be produced there, which is what
-  ``train.py`` / ``evaluate.py`` report as a one-line ``error: ...``.
-  """
+class OccupiedFolderError(errors.InputError, ValueError):
+  """The output folder holds files this generator did not write (nothing is
+  written; the entry points print it as one ``error:`` line)."""
 
 
 def _first_files(folder: Path, limit: int) -> list[str]:
@@ -609,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
   except OccupiedFolderError as e:
     print(f"error: {e}", file=sys.stderr)
-    return 1
+    return 2
   rate = (res["num_train"] + res["num_test"]) / max(res["seconds"], 1e-9)
   print(
     f"wrote {res['num_train']} train + {res['num_test']} test samples to "

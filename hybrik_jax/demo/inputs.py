@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hybrik_jax import errors
 from hybrik_jax.data import images
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
 
 
-class DemoError(ValueError):
+class DemoError(errors.InputError, ValueError):
   """Bad input to the demo (reported by ``demo.py`` as one ``error:`` line)."""
 
 

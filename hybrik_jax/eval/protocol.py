@@ -26,11 +26,14 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from hybrik_jax import errors
 from hybrik_jax.eval import metrics as metrics_lib
 
 LSP14_FROM_H36M = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
 HP3D_JOINT_MAPPER = (14, 11, 12, 13, 8, 9, 10, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4)
 DEPTH_BOX_MM = 2000.0
+# Datasets with an evaluation protocol (mmhuman3d's HybrIK evaluate()).
+PROTOCOLS = ("pw3d", "h36m", "mpi_inf_3dhp")
 ALLOWED_METRICS = (
   "mpjpe",
   "pa-mpjpe",
@@ -246,9 +249,15 @@ def evaluate_dataset(
   for n in names:
     if n not in ALLOWED_METRICS:
       data.loader.close()
-      raise ValueError(
+      raise errors.ConfigError(
         f"metric {n!r} is not supported; choose from {ALLOWED_METRICS}"
       )
+  if data.dataset_name not in PROTOCOLS:
+    data.loader.close()
+    raise errors.ConfigError(
+      f"{data.name}: no evaluation protocol for dataset type "
+      f"{data.dataset_name!r}; choose from {PROTOCOLS}"
+    )
   source, loader, num_steps = data.source, data.loader, data.num_steps
   keys = ("pred_xyz_jts_17", "pred_pose", "pred_shape")
   try:

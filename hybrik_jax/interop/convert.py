@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 import hybrik_jax
-from hybrik_jax import storage
+from hybrik_jax import errors, storage
 from hybrik_jax.interop import torch_format, weight_mapping
 from hybrik_jax.smpl import tables
 
@@ -77,7 +77,7 @@ _SMPL_REQUIRED = (
 )
 
 
-class ConversionError(ValueError):
+class ConversionError(errors.InputError, ValueError):
   """The checkpoint cannot be converted (wrong content, bad output folder)."""
 
 

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import stride_tricks
 
-from hybrik_jax import safe_pickle, storage
+from hybrik_jax import errors, safe_pickle, storage
 
 __all__ = ["CheckpointFormatError", "load_torch_checkpoint"]
 
@@ -59,7 +59,7 @@ _LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + _LEGACY_MAGIC_NUMBER.to_bytes(
 _LEGACY_PROTOCOL = 1001
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(errors.InputError, ValueError):
   """The file is not a readable ``torch.save`` checkpoint."""
 
 

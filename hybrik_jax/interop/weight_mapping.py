@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from hybrik_jax import errors
 from hybrik_jax.model import head as head_lib
 from hybrik_jax.model import resnet
 
@@ -54,7 +55,7 @@ _BN_TORCH_TO_FLAX = (
 )
 
 
-class WeightMappingError(ValueError):
+class WeightMappingError(errors.InputError, ValueError):
   """A state_dict does not fit HybrIK; ``problems`` lists every mismatch."""
 
   def __init__(self, problems: list[str], source: str = "state_dict"):

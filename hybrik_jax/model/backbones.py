@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
+from hybrik_jax import errors
 from hybrik_jax.model import resnet
 
 BACKBONES: dict[str, type[nn.Module]] = {"resnet34": resnet.ResNet34}
@@ -21,6 +22,6 @@ def get_backbone(name: str) -> type[nn.Module]:
   try:
     return BACKBONES[name]
   except KeyError:
-    raise ValueError(
-      f"unknown backbone {name!r}; registered: {sorted(BACKBONES)}"
+    raise errors.ConfigError(
+      f"config.model.backbone: unknown backbone {name!r}; registered: {sorted(BACKBONES)}"
     ) from None

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from etils.epath import Path
 
-from hybrik_jax import storage
+from hybrik_jax import errors, storage
 from hybrik_jax.safe_pickle import RestrictedUnpickler, UnsafePickleError
 from hybrik_jax.smpl import pickle_compat, tables
 from hybrik_jax.smpl.model import SMPLModel
@@ -74,7 +74,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-class SMPLLoadError(ValueError):
+class SMPLLoadError(errors.InputError, ValueError):
   """A body-model file is missing, unreadable, or holds unexpected arrays.
 
   The message always names the file and, where it applies, the key and the

@@ -12,15 +12,17 @@ before it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from flax import serialization
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
-from hybrik_jax import storage
+from hybrik_jax import errors, storage
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +94,40 @@ class Checkpointer:
     )
     return restored["state"], dict(restored["data_iter"])
 
+  def layout_mismatch(self, step: int, abstract_state: Any) -> str | None:
+    """How checkpoint ``step``'s saved train state differs in structure
+    (array names and shapes) from ``abstract_state``; None if it does not,
+    or if its metadata cannot be read (then it is corrupt, not different)."""
+    try:
+      with _quiet_orbax(), ocp.StandardCheckpointer() as ck:
+        saved = ck.metadata(self.directory / str(step) / "state").item_metadata
+      saved = _layout(dict(saved))
+    except Exception:  # pylint: disable=broad-except
+      return None
+    want = _layout(serialization.to_state_dict(abstract_state))
+    missing = sorted(set(want) - set(saved))
+    extra = sorted(set(saved) - set(want))
+    reshaped = sorted(k for k in set(want) & set(saved) if want[k] != saved[k])
+    parts = []
+    if missing:
+      parts.append(f"not in the checkpoint: {', '.join(missing[:3])}")
+    if extra:
+      parts.append(f"not in this config's state: {', '.join(extra[:3])}")
+    for k in reshaped[:3]:
+      parts.append(f"{k}: saved {saved[k]}, now {want[k]}")
+    return "; ".join(parts) or None
+
   def restore_latest(self, abstract_state: Any) -> tuple[Any, dict, int] | None:
     """Restores the newest readable checkpoint, or returns None if none.
 
-    A checkpoint that fails to load is reported and skipped in favour of
-    the previous one. Nothing is deleted: an unreadable step folder is
-    renamed ``<step>.unreadable`` (kept for inspection) so that training can
-    write that step again.
+    A checkpoint that fails to load is reported (one line: the step and
+    why) and skipped in favour of the previous one. Nothing is deleted: an
+    unreadable step folder is renamed ``<step>.unreadable`` (kept for
+    inspection) so that training can write that step again.
+
+    Raises:
+      RunMismatchError: the newest checkpoint is readable but holds a train
+        state of another structure (another model or optimiser config).
     """
     unreadable = []
     result = None
@@ -106,18 +135,32 @@ class Checkpointer:
       try:
         state, it = self.restore(step, abstract_state)
       except Exception as e:  # pylint: disable=broad-except
+        mismatch = self.layout_mismatch(step, abstract_state)
+        if mismatch is not None:
+          raise errors.RunMismatchError(
+            f"checkpoint step {step} in {self.directory} holds a train state "
+            f"that does not fit this config ({mismatch}); use a new "
+            "--workdir for this config"
+          ) from None
+        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         log.warning(
-          "checkpoint step %d in %s is unreadable (%s: %s); "
-          "falling back to the previous one",
+          "checkpoint step %d in %s is unreadable (%s: %s); trying the one "
+          "before it",
           step,
           self.directory,
           type(e).__name__,
-          str(e)[:300],
+          why,
         )
         unreadable.append(step)
         continue
       result = (state, it, step)
       break
+    if unreadable:
+      log.warning(
+        "using checkpoint step %s (skipped unreadable step(s) %s)",
+        result[2] if result else "none: starting from scratch",
+        ", ".join(map(str, unreadable)),
+      )
     if unreadable and jax.process_index() == 0:
       for step in unreadable:
         src = self.directory / str(step)
@@ -136,17 +179,52 @@ class Checkpointer:
     self.manager.close()
 
 
+@contextlib.contextmanager
+def _quiet_orbax():
+  """Silences orbax's warning that an item folder (``<step>/state``) has
+  no step-level ``_CHECKPOINT_METADATA`` (it never has: that file is one
+  level up)."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
+def _layout(tree: Any, prefix: str = "") -> dict[str, tuple]:
+  """{'a/b/c': shape} of a nested dict/list of arrays or array metadata."""
+  out = {}
+  if isinstance(tree, Mapping):
+    for k, v in tree.items():
+      out.update(_layout(v, f"{prefix}/{k}" if prefix else str(k)))
+  elif isinstance(tree, (list, tuple)) and not hasattr(tree, "shape"):
+    for i, v in enumerate(tree):
+      out.update(_layout(v, f"{prefix}/{i}"))
+  elif tree is not None:
+    out[prefix] = tuple(getattr(tree, "shape", ()) or ())
+  return out
+
+
 def abstract_like(tree: Any) -> Any:
   """ShapeDtypeStruct tree (with shardings) for restoring into ``tree``."""
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
-class CheckpointNotFoundError(FileNotFoundError):
+class CheckpointNotFoundError(errors.InputError, FileNotFoundError):
   """No usable model checkpoint at the given path."""
 
 
 def load_inference_variables(path: Any, body_model=None) -> dict:
-  """Model variables for inference from any checkpoint hybrik-jax writes.
+  """Model variables for inference from any checkpoint hybrik-jax writes
+  (:func:`load_inference_checkpoint` without its description)."""
+  return load_inference_checkpoint(path, body_model)[0]
+
+
+def load_inference_checkpoint(path: Any, body_model=None) -> tuple[dict, dict]:
+  """Model variables for inference from any checkpoint hybrik-jax writes,
+  and which checkpoint they are.
 
   Accepts:
     * a folder written by ``convert_torch_weights.py`` (``variables/`` +
@@ -157,7 +235,9 @@ def load_inference_variables(path: Any, body_model=None) -> dict:
       the body model is the one stored in the checkpoint.
 
   Returns:
-    {'params', 'batch_stats', 'constants'} with the H36M-regressor body model.
+    ({'params', 'batch_stats', 'constants'} with the H36M-regressor body
+    model, {'path': the folder read, 'step': the training step or None for
+    a conversion}).
   """
   from hybrik_jax.interop import convert
   from hybrik_jax.model import hybrik as hybrik_model
@@ -182,7 +262,8 @@ def load_inference_variables(path: Any, body_model=None) -> dict:
       raise CheckpointNotFoundError(
         f"{path}: converted variables lack constants/init_shape"
       )
-    return hybrik_model.attach_body_model(variables, body_model)
+    info = {"path": str(path), "step": None}
+    return hybrik_model.attach_body_model(variables, body_model), info
 
   step_dirs = []
   if (path / "state").is_dir():
@@ -219,7 +300,11 @@ def load_inference_variables(path: Any, body_model=None) -> dict:
     variables = {k: tree[k] for k in ("params", "batch_stats", "constants")}
     if body_model is not None:
       variables = hybrik_model.attach_body_model(variables, body_model)
-    return variables
+    if step_dirs[0] is not step_dir:
+      log.warning("evaluating checkpoint %s instead", step_dir)
+    name = step_dir.name
+    step = int(name) if name.isdigit() else None
+    return variables, {"path": str(step_dir), "step": step}
   raise CheckpointNotFoundError(
     f"{path}: no readable checkpoint ({'; '.join(errors)})"
   )
@@ -238,7 +323,7 @@ def restore_on_one_device(state_dir: Any, device=None) -> Any:
   device = jax.local_devices()[0] if device is None else device
   sharding = jax.sharding.SingleDeviceSharding(device)
   state_dir = storage.path(state_dir)
-  with ocp.StandardCheckpointer() as ck:
+  with _quiet_orbax(), ocp.StandardCheckpointer() as ck:
     metadata = ck.metadata(state_dir).item_metadata
     target = jax.tree.map(
       lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),

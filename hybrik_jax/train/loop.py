@@ -17,8 +17,14 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from hybrik_jax import builders, storage
-from hybrik_jax.train import checkpointing, preemption, run_logging
+from hybrik_jax import builders, errors, storage
+from hybrik_jax.train import (
+  checkpointing,
+  preemption,
+  run_config,
+  run_logging,
+  workdir_lock,
+)
 from hybrik_jax.train import state as train_state_lib
 from hybrik_jax.train import step as train_step_lib
 
@@ -29,8 +35,15 @@ class NonFiniteLossError(RuntimeError):
   """Raised when a step produced a NaN/inf loss, gradient or update."""
 
 
-def train_and_evaluate(config, workdir: Any) -> dict[str, Any]:
+def train_and_evaluate(
+  config, workdir: Any, allow_config_change: bool = False
+) -> dict[str, Any]:
   """Trains per ``config`` in ``workdir``; resumes if checkpoints exist.
+
+  A workdir is used by one run at a time (:mod:`.workdir_lock`), and a
+  resume with a config that differs from the run's ``config.json`` in a
+  value that changes training is refused unless ``allow_config_change``
+  (:mod:`.run_config`).
 
   ``workdir`` is a local folder or a remote one (``gs://bucket/run``): every
   file of the run (checkpoints, ``config.json``, ``history.jsonl``,
@@ -41,8 +54,23 @@ def train_and_evaluate(config, workdir: Any) -> dict[str, Any]:
   """
   workdir = storage.path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  lock = workdir_lock.WorkdirLock(workdir, say=_say)
+  if jax.process_index() == 0:
+    lock.acquire()
+  try:
+    return _train_and_evaluate(config, workdir, allow_config_change)
+  finally:
+    lock.release()
+
+
+def _train_and_evaluate(config, workdir, allow_config_change):
   t_start = time.time()
   is_main = jax.process_index() == 0
+  if config.per_device_batch_size < 1:
+    raise errors.ConfigError(
+      f"config.per_device_batch_size={config.per_device_batch_size}: must be "
+      "a positive number of images per device"
+    )
 
   mesh = train_step_lib.make_mesh(jax.devices())
   global_batch = config.per_device_batch_size * jax.device_count()
@@ -67,11 +95,27 @@ def train_and_evaluate(config, workdir: Any) -> dict[str, Any]:
     workdir, keep=config.keep_checkpoints, async_save=config.async_checkpointing
   )
   state = train_step_lib.replicate(state, mesh)
+  allowed = []
+  if ckpt.all_steps():
+    allowed = run_config.check_resume(workdir, config, allow_config_change)
   restored = ckpt.restore_latest(checkpointing.abstract_like(state))
   resumed_from = resumed_digest = None
   if restored is not None:
     state, iter_state, resumed_from = restored
-    train_loader.set_state(iter_state)
+    try:
+      train_loader.set_state(iter_state)
+    except ValueError as e:
+      raise errors.RunMismatchError(
+        f"checkpoint step {resumed_from} in {ckpt.directory} was written by "
+        f"another input stream ({e}); keep the global batch (per-device "
+        "batch x devices) and the training data of the run, or use a new "
+        "--workdir"
+      ) from None
+    if allowed:
+      _say(
+        "continuing with config changes: "
+        + "; ".join(f"config.{k}: {a!r} -> {b!r}" for k, a, b in allowed)
+      )
     resumed_digest = params_digest(state.params)
     _say(f"resumed from step {resumed_from} ({ckpt.directory})")
   start_step = int(jax.device_get(state.step))
@@ -85,7 +129,9 @@ def train_and_evaluate(config, workdir: Any) -> dict[str, Any]:
   )
   val_metrics: dict[str, float] = {}
   if is_main:
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    (workdir / run_config.CONFIG_JSON).write_text(
+      config.to_json_best_effort(indent=2)
+    )
 
   if val_fn is not None and start_step == 0 and config.eval_at_start:
     val_metrics = val_fn(state)
