@@ -141,7 +141,7 @@ def test_demo_refuses_to_replace_an_input_subprocess(tmp_path):
   ckpt.mkdir()
   before = _snapshot(tmp_path)
   proc = _run(_demo_cmd(ckpt, imgs, imgs), timeout=300)
-  assert proc.returncode == 1, proc.stderr[-3000:]
+  assert proc.returncode == 2, proc.stderr[-3000:]
   assert proc.stderr.strip().splitlines()[-1] == (
     f"error: output {imgs / 'a_overlay.png'} would replace the input of the "
     "same name; choose another --out"
@@ -238,7 +238,7 @@ def test_train_refuses_an_occupied_data_root_subprocess(tmp_path):
     ),
     timeout=300,
   )
-  assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+  assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
   assert proc.stderr.strip().splitlines()[-1] == (
     f"error: refusing to generate the synthetic dataset into {data}: it "
     "holds files that this generator did not write (notes.txt, "

@@ -92,7 +92,7 @@ def run_cli(*args) -> tuple[int, str, str]:
 
 
 def assert_clean_failure(rc: int, err: str, out_dir: Path, *needles: str):
-  assert rc == 1
+  assert rc == 2
   lines = err.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: "), err
   assert "Traceback" not in err
@@ -331,7 +331,7 @@ def test_overwrite(tmp_path, ckpt, converted):
   shutil.copytree(converted[0], out)  # a previous conversion
   (out / "report.json").write_text("{}")
   rc, _, err = run_cli(ckpt, out)
-  assert rc == 1 and "previous conversion" in err and "--overwrite" in err
+  assert rc == 2 and "previous conversion" in err and "--overwrite" in err
   assert (out / "report.json").read_text() == "{}"
   rc, stdout, err = run_cli(ckpt, out, "--overwrite")
   assert rc == 0, err
@@ -437,7 +437,7 @@ def test_overwrite_never_empties_a_folder_of_other_files(tmp_path, ckpt):
     text=True,
     timeout=300,
   )
-  assert proc.returncode == 1
+  assert proc.returncode == 2
   err = proc.stderr.strip().splitlines()
   assert err[-1].startswith(f"error: {out}: folder holds files that are not")
   assert "Traceback" not in proc.stderr

@@ -434,7 +434,7 @@ def test_cli_missing_checkpoint_subprocess(tmp_path):
     timeout=120,
     check=False,
   )
-  assert proc.returncode == 1
+  assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
     f"error: checkpoint {tmp_path / 'nope'} does not exist"
   )
@@ -485,5 +485,5 @@ def test_cli_errors(case, syn, run_dir, tmp_path, capsys):
     want = "trained at (64)"
   rc = _load_cli().main(args)
   err = capsys.readouterr().err.strip().splitlines()
-  assert rc == 1
+  assert rc == 2
   assert err[-1].startswith("error: ") and want in err[-1], err

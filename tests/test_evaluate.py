@@ -75,14 +75,14 @@ def test_evaluate_cli_errors(tiny_run_dir, args, message):
   if args[0] == "--data":
     args = ["--checkpoint", str(tiny_run_dir)] + args
   proc = _evaluate(args)
-  assert proc.returncode == 1
+  assert proc.returncode == 2
   assert message in proc.stderr
   assert "Traceback" not in proc.stderr
 
 
 def test_evaluate_cli_rejects_a_folder_without_checkpoints(tmp_path):
   proc = _evaluate(["--checkpoint", str(tmp_path)])
-  assert proc.returncode == 1
+  assert proc.returncode == 2
   assert "neither a converted checkpoint" in proc.stderr
 
 
