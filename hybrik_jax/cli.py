@@ -193,7 +193,8 @@ def parse(
     raise UsageError(
       f"bad config override {' '.join(bad)}: {why} (see {prog} --help)"
     ) from None
-  if "config" in fv and fv["config"].value is not None:
+  # A config-file flag (ml_collections), not a plain flag named --config.
+  if "config" in fv and hasattr(fv["config"], "config_filename"):
     _check_config_loaded(fv, prog)
   if xla and fv.cpu_max_isa:
     cap_cpu_isa(fv.cpu_max_isa)

@@ -692,6 +692,32 @@ def _snapshot(folders) -> dict[str, str]:
   return out
 
 
+def _record(row, proc, before, after) -> None:
+  """Appends what a row did to ``$HYBRIK_BAD_INPUTS_VERDICTS`` (JSON
+  lines), if set: how the verdicts of a checkout are tabulated."""
+  path = os.environ.get("HYBRIK_BAD_INPUTS_VERDICTS")
+  if not path:
+    return
+  lines = proc.stderr.strip().splitlines()
+  changed = sorted(
+    p for p in set(before) | set(after) if before.get(p) != after.get(p)
+  )
+  with open(path, "a") as f:
+    f.write(
+      json.dumps(
+        {
+          "id": row.id,
+          "rc": proc.returncode,
+          "traceback": "Traceback" in proc.stderr,
+          "stderr_lines": len(lines),
+          "last": lines[-1][:200] if lines else "",
+          "changed": len(changed),
+        }
+      )
+      + "\n"
+    )
+
+
 def test_table_has_at_least_40_rows():
   assert len(ROWS) >= 40 and len({r.id for r in ROWS}) == len(ROWS)
 
@@ -705,6 +731,7 @@ def test_bad_input(row, env, tmp_path):
   proc = _py(*argv, cwd=tmp_path)
   after = _snapshot(watched)
   out = proc.stdout + proc.stderr
+  _record(row, proc, before, after)
   assert proc.returncode == row.rc, out[-3000:]
   if row.rc != 0:
     last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
@@ -726,3 +753,34 @@ def test_bad_input(row, env, tmp_path):
     if before.get(p) != after.get(p) and not re.search(row.outputs, rel(p))
   )
   assert not changed, changed
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_model_that_was_trained(env, tmp_path):
+  """A 64-px run evaluated with configs/synthetic.py (128 px) uses the run's
+  64 px, as an explicit --config.model.image_size=64 does; a --data file's
+  own 'config' entry picks the protocol; metrics.json says what it scored."""
+
+  def evaluate(*extra):
+    proc = _py(*_evaluate(env, *extra), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+  implicit = evaluate(f"--out={tmp_path / 'a'}")
+  evaluate(f"--out={tmp_path / 'b'}", "--config.model.image_size=64")
+  a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+  b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+  assert a["metrics_mm"] == b["metrics_mm"]
+  assert "checkpoint: step 2" in implicit.stdout
+  assert a["step"] == 2 and a["run_config"] == str(env["run"] / "config.json")
+  assert a["checkpoint_step_dir"] == str(env["run"] / "checkpoints" / "2")
+  assert re.fullmatch(r"[0-9a-f]{64}", a["config_sha256"])
+  assert a["config_sha256"] == b["config_sha256"]  # the same effective config
+  assert a["skipped_samples"] == []
+
+  proc = evaluate(
+    f"--out={tmp_path / 'c'}", f"--data={env['data'] / 'synthetic_test.npz'}"
+  )
+  assert "(pw3d protocol)" in proc.stdout
+  c = json.loads((tmp_path / "c" / "metrics.json").read_text())
+  assert c["dataset_name"] == "pw3d" and c["metrics_mm"] == a["metrics_mm"]

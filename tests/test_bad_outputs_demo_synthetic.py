@@ -182,7 +182,7 @@ def test_generate_refuses_a_folder_with_other_files(tmp_path, capsys):
   assert isinstance(err.value, ValueError)
   assert _snapshot(tmp_path) == before
   # The command-line generator: exit status 1, one error line.
-  assert synthetic.main(["--out", str(data), "--num=2", "--no-progress"]) == 1
+  assert synthetic.main(["--out", str(data), "--num=2", "--no-progress"]) == 2
   assert capsys.readouterr().err.strip() == f"error: {want}"
   assert _snapshot(tmp_path) == before
   # More than 3 foreign files: the first 3 (top level first) and "...".

@@ -114,6 +114,17 @@ def _copy_repo(dst: Path) -> None:
   (dst / ".venv").symlink_to(ROOT / ".venv")
 
 
+def _copy_as(src: Path, dst: Path, dataset: str) -> None:
+  """A copy of HumanData ``src`` whose 'config' entry says ``dataset`` (as
+  mmhuman3d's converter for that dataset writes it)."""
+  from hybrik_jax.data.human_data import load_human_data, save_human_data
+
+  hd = load_human_data(src)
+  data = {k: hd[k] for k in hd}
+  data["config"] = dataset
+  save_human_data(dst, data)
+
+
 def _mmhuman3d_data(root: Path, synthetic: Path, assets: Path) -> None:
   """mmhuman3d's data/ layout, filled from the synthetic dataset."""
   ann = root / "preprocessed_datasets"
@@ -123,7 +134,7 @@ def _mmhuman3d_data(root: Path, synthetic: Path, assets: Path) -> None:
     ("mpi_inf_3dhp", "hybrik_mpi_inf_3dhp_train.npz"),
     ("coco", "hybrik_coco_2017_train.npz"),
   ):
-    shutil.copy(synthetic / "synthetic_train.npz", ann / npz)
+    _copy_as(synthetic / "synthetic_train.npz", ann / npz, name)
     shutil.copytree(synthetic / "images", root / "datasets" / name / "images")
   shutil.copy(synthetic / "synthetic_test.npz", ann / "hybrik_pw3d_test.npz")
   shutil.copytree(synthetic / "images", root / "datasets" / "pw3d" / "images")

@@ -239,7 +239,7 @@ def test_missing_ground_truth_key_in_test_mode_is_an_error(
     assert "'keypoints3d17_relative'" in str(e.value)
     assert "'pw3d' evaluation protocol" in str(e.value)
   # Training reads it like mmhuman3d's try-block: no SMPL, no error.
-  train = sources.NpzSource("x", str(path), str(synthetic_dir), "h36m")
+  train = sources.NpzSource("x", str(path), str(synthetic_dir))
   assert len(train) == 2 and train.annotation(0)["has_smpl"] == 0
   # 3DHP's protocol scores keypoints3d_cam: still no error in test mode.
   ann = HybrIKAnnotations(path, "mpi_inf_3dhp", test_mode=True)

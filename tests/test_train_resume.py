@@ -215,7 +215,14 @@ def test_config_change_is_refused_unless_allowed(straight):
   assert (work / "config.json").read_text() == saved
   assert sorted(p.name for p in (work / "checkpoints").iterdir()) == steps
 
-  proc = _run([*cmd, "--allow_config_change", "--config.max_steps=5"])
+  proc = _run(
+    [
+      *cmd,
+      "--allow_config_change",
+      "--config.num_epochs=2",
+      "--config.max_steps=5",
+    ]
+  )
   assert "continuing with config changes: config.optimizer.lr" in (
     proc.stdout + proc.stderr
   )

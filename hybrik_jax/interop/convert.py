@@ -295,7 +295,7 @@ def smpl_arrays_from_state_dict(
 # -----------------------------------------------------------------------------
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
   digest = hashlib.sha256()
   with storage.open_file(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
@@ -428,7 +428,7 @@ def _base_report(ckpt_path: str, kind: str) -> dict:
     "hybrik_jax_version": hybrik_jax.__version__,
     "source": {
       "file": os.path.basename(ckpt_path),
-      "sha256": _sha256(ckpt_path),
+      "sha256": file_sha256(ckpt_path),
       "bytes": storage.path(ckpt_path).stat().length,
     },
     "variables_dir": VARIABLES_DIR,

@@ -1,0 +1,287 @@
+"""hybrik-jax against mmhuman3d's own PyTorch HybrIK, on the same inputs.
+
+The PyTorch side runs in a separate venv (``scripts/setup_reference.sh``
+builds ``.refvenv``; this package never imports torch): ``parity.py`` writes
+the network inputs to an ``.npz``, runs ``reference/run_hybrik.py model`` in
+that venv twice (float32, and float64 to measure the reference's own float32
+noise on these inputs) and compares every output with hybrik-jax's.
+
+A row passes when ``max |jax - torch_f32| <= tolerance``, where the
+tolerance is the larger of a floor per tensor (the float32 parity
+tolerances measured on the golden fixtures: ``tests/fixtures/README.md``,
+"Tolerances observed") and ``NOISE_FACTOR`` times the reference's own
+float32 noise on these inputs, ``max |torch_f32 - torch_f64|`` (rotations
+of a badly conditioned skeleton are noisier than any fixed floor).
+
+Inputs (all float32; the network's conventions, see
+:func:`hybrik_jax.model.hybrik.predict`): ``img`` [N, H, W, 3] normalised
+RGB (NHWC here, NCHW for torch), ``trans_inv`` [N, 2, 3] crop -> image
+affine (pixels), ``intrinsic_param`` [N, 3, 3] K^-1, ``joint_root`` [N, 3]
+(mm, camera frame), ``depth_factor`` [N, 1] (mm).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybrik_jax import errors
+
+REPO = Path(__file__).resolve().parents[2]
+RUNNER = REPO / "reference" / "run_hybrik.py"
+DEFAULT_REFVENV = REPO / ".refvenv"
+
+# Float32 parity floors per output (units of the output: heatmap logits,
+# normalised uvd, metres for xyz/vertices, rotation-matrix entries).
+FLOORS = {
+  "backbone_features": 1e-5,
+  "heatmap_logits": 1e-4,
+  "pred_uvd_jts": 1e-5,
+  "pred_xyz_jts_24": 1e-5,
+  "pred_xyz_jts_24_struct": 1e-4,
+  "pred_xyz_jts_17": 1e-4,
+  "pred_vertices": 2e-4,
+  "pred_pose": 2e-3,
+  "pred_shape": 1e-5,
+  "pred_phi": 1e-5,
+}
+NOISE_FACTOR = 10.0
+# Outputs that are NHWC in hybrik-jax and NCHW in PyTorch.
+_NCHW = ("backbone_features", "heatmap_logits")
+
+
+class ReferenceError(errors.InputError, RuntimeError):
+  """The reference venv is missing or the PyTorch run failed (its message
+  is the reference's last error line)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One compared output."""
+
+  name: str
+  max_abs_err: float  # max |jax - torch float32|
+  ref_noise: float  # max |torch float32 - torch float64|
+  tolerance: float
+
+  @property
+  def ok(self) -> bool:
+    return bool(np.isfinite(self.max_abs_err)) and (
+      self.max_abs_err <= self.tolerance
+    )
+
+
+def synthetic_inputs(n: int, image_size: int = 256, seed: int = 0) -> dict:
+  """Smooth random images and plausible cameras (module docstring's keys).
+
+  Images: Gaussian noise on an 8 x 8 grid, bicubically upsampled (so the
+  network sees image-like low frequencies), in normalised units. Cameras:
+  f = 1000 px, principal point (500, 500), a random person box whose crop
+  gives ``trans_inv``, the root 3-6 m in front of the camera.
+  """
+  import cv2
+
+  from hybrik_jax.data import annotations, transforms
+
+  rng = np.random.default_rng(seed)
+  imgs = []
+  for _ in range(n):
+    coarse = rng.normal(0.0, 1.0, (8, 8, 3)).astype(np.float32)
+    imgs.append(
+      cv2.resize(
+        coarse, (image_size, image_size), interpolation=cv2.INTER_CUBIC
+      )
+    )
+  k = np.array([[1000.0, 0, 500.0], [0, 1000.0, 500.0], [0, 0, 1]])
+  trans_inv = []
+  for _ in range(n):
+    w, h = rng.uniform(150, 400), rng.uniform(300, 600)
+    x, y = rng.uniform(0, 1000 - w), rng.uniform(0, 1000 - h)
+    center, scale = annotations.box2cs(
+      np.array([x, y, w, h]), aspect_ratio=1.0, bbox_scale_factor=1.25
+    )
+    size = (image_size, image_size)
+    trans_inv.append(
+      transforms.get_affine_transform(center, scale, 0.0, size, inv=True)
+    )
+  root = np.stack(
+    [
+      rng.uniform(-500, 500, n),
+      rng.uniform(-500, 500, n),
+      rng.uniform(3000, 6000, n),
+    ],
+    axis=1,
+  )
+  return {
+    "img": np.stack(imgs).astype(np.float32),  # [N, S, S, 3]
+    "trans_inv": np.stack(trans_inv).astype(np.float32),  # [N, 2, 3]
+    "intrinsic_param": np.tile(np.linalg.inv(k), (n, 1, 1)).astype(
+      np.float32
+    ),  # [N, 3, 3]
+    "joint_root": root.astype(np.float32),  # [N, 3] mm
+    "depth_factor": np.full((n, 1), 2000.0, np.float32),  # [N, 1] mm
+  }
+
+
+def image_inputs(
+  paths: Sequence[Path], bbox_xywh: np.ndarray | None, image_size: int = 256
+) -> dict:
+  """Images cropped as mmhuman3d's test pipeline does (the demo's crop and
+  camera: :mod:`hybrik_jax.demo.camera`), from ``bbox_xywh`` or the whole
+  image."""
+  from hybrik_jax.demo import camera as camera_lib
+  from hybrik_jax.demo import inputs as demo_inputs
+
+  out = {k: [] for k in ("img", "trans_inv", "intrinsic_param", "joint_root")}
+  for path in paths:
+    image = demo_inputs.load_image(Path(path))
+    h, w = image.shape[:2]
+    box = (
+      demo_inputs.whole_image_bbox(h, w)
+      if bbox_xywh is None
+      else np.asarray(bbox_xywh, np.float64)
+    )
+    cam = camera_lib.default_camera(h, w)
+    crop, trans_inv = camera_lib.crop_image(image, box, image_size)
+    out["img"].append(crop)
+    out["trans_inv"].append(trans_inv)
+    out["intrinsic_param"].append(cam.k_inv.astype(np.float32))
+    out["joint_root"].append(
+      camera_lib.joint_root_prior(cam, box).astype(np.float32)
+    )
+  res = {k: np.stack(v).astype(np.float32) for k, v in out.items()}
+  res["depth_factor"] = np.full(
+    (len(paths), 1), camera_lib.DEPTH_FACTOR_MM, np.float32
+  )
+  return res
+
+
+def run_jax(
+  variables: Mapping[str, Any], inputs: Mapping[str, np.ndarray], precision
+) -> dict[str, np.ndarray]:
+  """hybrik-jax's outputs (with backbone features and heatmap logits)."""
+  import jax
+
+  from hybrik_jax.model import hybrik
+
+  out = hybrik.predict(
+    variables,
+    inputs["img"],
+    inputs["trans_inv"],
+    inputs["intrinsic_param"],
+    inputs["joint_root"],
+    inputs["depth_factor"],
+    precision=precision,
+    return_intermediates=True,
+  )
+  return {k: np.asarray(v) for k, v in jax.device_get(out).items()}
+
+
+def run_reference(
+  checkpoint: Path,
+  inputs: Mapping[str, np.ndarray],
+  dtype: str,
+  refvenv: Path = DEFAULT_REFVENV,
+  smpl: Path | None = None,
+  threads: int = 2,
+) -> dict[str, np.ndarray]:
+  """mmhuman3d's outputs on ``inputs`` (``reference/run_hybrik.py model`` in
+  the reference venv)."""
+  python = Path(refvenv) / "bin" / "python"
+  if not python.exists():
+    raise ReferenceError(
+      f"no reference venv at {refvenv}: build it with "
+      "`bash scripts/setup_reference.sh` (or pass --refvenv)"
+    )
+  with tempfile.TemporaryDirectory(prefix="hybrik_jax_parity_") as tmp:
+    src, dst = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
+    torch_inputs = dict(inputs)
+    torch_inputs["img"] = np.ascontiguousarray(
+      np.transpose(inputs["img"], (0, 3, 1, 2))
+    )  # [N, 3, H, W]
+    np.savez(src, **torch_inputs)
+    cmd = [
+      str(python),
+      str(RUNNER),
+      "model",
+      "--checkpoint",
+      str(checkpoint),
+      "--inputs",
+      str(src),
+      "--out",
+      str(dst),
+      "--dtype",
+      dtype,
+      "--threads",
+      str(threads),
+    ]
+    if smpl is not None:
+      cmd += ["--smpl", str(smpl)]
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+      lines = (proc.stderr or proc.stdout).strip().splitlines()
+      raise ReferenceError(
+        f"the PyTorch reference failed on {checkpoint} ({dtype}): "
+        + (lines[-1] if lines else f"exit status {proc.returncode}")
+      )
+    with np.load(dst, allow_pickle=False) as f:
+      return {k: f[k] for k in f.files}
+
+
+def _as_jax_layout(name: str, value: np.ndarray) -> np.ndarray:
+  if name in _NCHW and value.ndim == 4:
+    return np.transpose(value, (0, 2, 3, 1))
+  return value
+
+
+def compare(
+  jax_out: Mapping[str, np.ndarray],
+  ref32: Mapping[str, np.ndarray],
+  ref64: Mapping[str, np.ndarray],
+  names: Sequence[str] = tuple(FLOORS),
+) -> list[Row]:
+  """One :class:`Row` per output in ``names``.
+
+  Raises:
+    ReferenceError: an output is missing on one side or has another shape.
+  """
+  rows = []
+  for name in names:
+    for side, out in (("hybrik-jax", jax_out), ("mmhuman3d", ref32)):
+      if name not in out:
+        raise ReferenceError(f"{side} returned no {name!r}")
+    a = np.asarray(jax_out[name], np.float64)
+    b = _as_jax_layout(name, np.asarray(ref32[name], np.float64))
+    c = _as_jax_layout(name, np.asarray(ref64[name], np.float64))
+    if a.size != b.size or b.shape != c.shape:
+      raise ReferenceError(
+        f"{name}: hybrik-jax {a.shape} vs mmhuman3d {b.shape} / {c.shape}"
+      )
+    a = a.reshape(b.shape)
+    err = float(np.max(np.abs(a - b))) if a.size else 0.0
+    noise = float(np.max(np.abs(b - c))) if b.size else 0.0
+    tol = max(FLOORS.get(name, 1e-5), NOISE_FACTOR * noise)
+    rows.append(Row(name, err, noise, tol))
+  return rows
+
+
+def format_table(rows: Sequence[Row]) -> str:
+  """The rows as a plain-text table."""
+  head = f"{'output':<24} {'max |jax-torch|':>16} {'torch f32-f64':>14} "
+  head += f"{'tolerance':>10}  ok"
+  lines = [head, "-" * len(head)]
+  for r in rows:
+    lines.append(
+      f"{r.name:<24} {r.max_abs_err:>16.3e} {r.ref_noise:>14.3e} "
+      f"{r.tolerance:>10.1e}  {'yes' if r.ok else 'NO'}"
+    )
+  return "\n".join(lines)

@@ -1,0 +1,140 @@
+"""``parity.py`` against mmhuman3d's real PyTorch code (the reference venv).
+
+Checkpoints are written by the reference venv itself (``reference/
+run_hybrik.py save``: real ``torch.save`` and ``mmcv.runner.
+save_checkpoint``), from the recipe state dict (tests/checkpoint_recipe.py).
+The venv is built on first use (``scripts/setup_reference.sh``, ~1 min).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import checkpoint_recipe
+import numpy as np
+import pytest
+from helpers import REPO, subprocess_env
+
+REFVENV = REPO / ".refvenv"
+RUNNER = REPO / "reference" / "run_hybrik.py"
+
+
+@pytest.fixture(scope="module")
+def refvenv():
+  if not (REFVENV / "bin" / "python").exists():
+    subprocess.run(
+      ["bash", str(REPO / "scripts" / "setup_reference.sh")],
+      check=True,
+      cwd=REPO,
+      timeout=1800,
+    )
+  return REFVENV
+
+
+@pytest.fixture(scope="module")
+def checkpoints(refvenv, tmp_path_factory, smpl_pkl):
+  """{'torch', 'mmcv_adam', 'module'}: .pth files written by PyTorch."""
+  base = tmp_path_factory.mktemp("parity")
+  state = base / "recipe_state.npz"
+  np.savez(state, **checkpoint_recipe.full_state_dict(smpl_pkl))
+  out = {}
+  for fmt, extra in (
+    ("torch", []),
+    ("mmcv_adam", ["--perturb", "1"]),
+    ("module", ["--perturb", "2"]),
+  ):
+    path = base / f"{fmt}.pth"
+    subprocess.run(
+      [
+        str(refvenv / "bin" / "python"),
+        str(RUNNER),
+        "save",
+        "--state",
+        str(state),
+        "--out",
+        str(path),
+        "--format",
+        fmt,
+        *extra,
+      ],
+      check=True,
+      capture_output=True,
+      cwd=REPO,
+      timeout=600,
+    )
+    out[fmt] = path
+  return out
+
+
+def _parity(*args):
+  return subprocess.run(
+    [sys.executable, str(REPO / "parity.py"), *map(str, args)],
+    capture_output=True,
+    text=True,
+    env=subprocess_env(),
+    cwd=REPO,
+    timeout=1200,
+  )
+
+
+ROWS = (
+  "backbone_features",
+  "heatmap_logits",
+  "pred_uvd_jts",
+  "pred_xyz_jts_24",
+  "pred_xyz_jts_24_struct",
+  "pred_xyz_jts_17",
+  "pred_vertices",
+  "pred_pose",
+  "pred_shape",
+  "pred_phi",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["torch", "mmcv_adam", "module"])
+def test_parity_holds_for_each_checkpoint_kind(checkpoints, fmt):
+  proc = _parity(checkpoints[fmt], "--synthetic", 2)
+  print(proc.stdout)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  for name in ROWS:
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(name))
+    assert line.rstrip().endswith("yes"), line
+  assert "parity holds on every output" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_mismatched_conversion_fails_loudly(checkpoints, tmp_path):
+  converted = tmp_path / "conv"
+  proc = subprocess.run(
+    [
+      sys.executable,
+      str(REPO / "convert_torch_weights.py"),
+      str(checkpoints["torch"]),
+      str(converted),
+    ],
+    capture_output=True,
+    text=True,
+    env=subprocess_env(),
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr
+  proc = _parity(
+    checkpoints["mmcv_adam"], "--converted", converted, "--synthetic", 1
+  )
+  assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+  assert "sha256 differs" in proc.stdout
+  assert "FAILED: backbone_features" in proc.stdout
+
+
+@pytest.mark.slow
+def test_without_a_reference_venv_the_error_says_how_to_build_it(
+  checkpoints, tmp_path
+):
+  proc = _parity(checkpoints["torch"], "--refvenv", tmp_path / "none")
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1] == (
+    f"error: no reference venv at {tmp_path / 'none'}: build it with "
+    "`bash scripts/setup_reference.sh` (or pass --refvenv)"
+  )
