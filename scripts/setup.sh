@@ -6,8 +6,11 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 STAMP=.venv/.hybrik-jax-installed
 WANT=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# The import is tried from / so that this folder on sys.path cannot hide a
+# missing or stale editable install.
+HERE=$(pwd)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] \
-    && .venv/bin/python -c "import hybrik_jax" 2>/dev/null; then
+    && (cd / && "$HERE/.venv/bin/python" -c "import hybrik_jax") 2>/dev/null; then
   exit 0
 fi
 if [ ! -x .venv/bin/python ]; then
