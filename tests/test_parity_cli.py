@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from helpers import REPO, subprocess_env
 
+from hybrik_jax.interop import parity
+
 REFVENV = REPO / ".refvenv"
 RUNNER = REPO / "reference" / "run_hybrik.py"
 
@@ -78,18 +80,7 @@ def _parity(*args):
   )
 
 
-ROWS = (
-  "backbone_features",
-  "heatmap_logits",
-  "pred_uvd_jts",
-  "pred_xyz_jts_24",
-  "pred_xyz_jts_24_struct",
-  "pred_xyz_jts_17",
-  "pred_vertices",
-  "pred_pose",
-  "pred_shape",
-  "pred_phi",
-)
+ROWS = tuple(parity.FLOORS)  # the outputs parity.py compares
 
 
 @pytest.mark.slow

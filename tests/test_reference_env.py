@@ -32,6 +32,8 @@ import numpy as np
 import pytest
 from helpers import FIXTURES, REPO
 
+from hybrik_jax.model import hybrik
+
 pytestmark = pytest.mark.slow
 
 GOLDEN = FIXTURES / "reference" / "p3d_v0.7.4_rotations.npz"
@@ -132,18 +134,7 @@ def test_hybrik_imports_and_head_builds_on_cpu(ref_python):
 
 RUN_HYBRIK = "reference/run_hybrik.py"
 GOLDEN_MODEL = FIXTURES / "golden_model.npz"
-HEAD_KEYS = [
-  "pred_uvd_jts",
-  "pred_xyz_jts_24",
-  "pred_xyz_jts_24_struct",
-  "pred_xyz_jts_17",
-  "pred_vertices",
-  "pred_pose",
-  "pred_shape",
-  "pred_delta_shape",
-  "pred_phi",
-  "maxvals",
-]
+HEAD_KEYS = list(hybrik.OUTPUT_KEYS)  # the head's outputs, mmhuman3d's names
 MAP_KEYS = ["backbone_features", "deconv_features", "heatmap_logits"]
 # /work/shared/fixtures/README.md, "Tolerances observed": float32 vs float64
 # of the same mmhuman3d code (logits: "< 4e-6", from its introduction). The
@@ -306,21 +297,27 @@ def hybrik_work(tmp_path_factory, smpl_pkl) -> Path:
 @pytest.fixture(scope="module")
 def recipe_pth(ref_python, hybrik_work) -> Path:
   out = hybrik_work / "recipe.pth"
-  info = _ok(
+  info = _save_pth(ref_python, hybrik_work / "recipe.npz", out, "torch")
+  assert info["n_keys"] == 256 and info["n_perturbed"] == 0
+  return out
+
+
+def _save_pth(python, state_npz, out, fmt, *extra) -> dict:
+  """``run_hybrik.py save`` (real torch.save) -> its JSON summary."""
+  return _ok(
     _run(
-      ref_python,
+      python,
       RUN_HYBRIK,
       "save",
       "--state",
-      hybrik_work / "recipe.npz",
+      state_npz,
       "--out",
       out,
       "--format",
-      "torch",
+      fmt,
+      *extra,
     )
   )
-  assert info["n_keys"] == 256 and info["n_perturbed"] == 0
-  return out
 
 
 def _model(python, ckpt, inputs, out, *extra) -> subprocess.CompletedProcess:
@@ -468,20 +465,8 @@ def saved_formats(ref_python, hybrik_work) -> dict[str, Path]:
   paths = {}
   for fmt in ("torch", "mmcv_adam", "module"):
     paths[fmt] = hybrik_work / f"perturbed_{fmt}.pth"
-    info = _ok(
-      _run(
-        ref_python,
-        RUN_HYBRIK,
-        "save",
-        "--state",
-        hybrik_work / "recipe.npz",
-        "--out",
-        paths[fmt],
-        "--format",
-        fmt,
-        "--perturb",
-        "7",
-      )
+    info = _save_pth(
+      ref_python, hybrik_work / "recipe.npz", paths[fmt], fmt, "--perturb", "7"
     )
     # 205 recipe tensors + head.init_shape; not smpl.*, num_batches_tracked.
     assert info["n_perturbed"] == 206 and info["n_keys"] == 256
@@ -554,19 +539,7 @@ def test_run_hybrik_save_formats_load_in_model_and_converter(
 def _save_state(python, state: dict, path: Path) -> Path:
   npz = path.with_suffix(".npz")
   np.savez(npz, **state)
-  _ok(
-    _run(
-      python,
-      RUN_HYBRIK,
-      "save",
-      "--state",
-      npz,
-      "--out",
-      path,
-      "--format",
-      "torch",
-    )
-  )
+  _save_pth(python, npz, path, "torch")
   return path
 
 
