@@ -3,6 +3,8 @@
   bash scripts/setup_reference.sh            # once: PyTorch + mmhuman3d venv
   python parity.py CKPT.pth                  # 4 synthetic inputs
   python parity.py CKPT.pth --images DIR_OR_FILES... [--bbox x,y,w,h]
+  python parity.py CKPT.pth --data hybrik_pw3d_test.npz --image-root DIR \
+      [--num 4] [--metrics]
 
 Converts ``CKPT.pth`` (or takes ``--converted DIR``), runs mmhuman3d 0.11.0's
 own HybrIK model on it in the reference venv (``.refvenv``, float32 and
@@ -52,6 +54,40 @@ def define_flags(fv: flags.FlagValues) -> None:
     "bbox",
     None,
     "Person box x,y,w,h (pixels) for --images (default: the whole image).",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "data",
+    None,
+    "A HumanData test npz: its first --num samples go through both test "
+    "pipelines (crops and camera inputs compared bit for bit), then both "
+    "models.",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "image_root",
+    None,
+    "Folder the --data image paths are relative to (default: the npz's "
+    "folder).",
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "dataset_name",
+    None,
+    ["pw3d", "h36m", "mpi_inf_3dhp"],
+    "Protocol of --data when the file has no 'config' entry.",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "num", 4, "Samples of --data compared output by output.", flag_values=fv
+  )
+  flags.DEFINE_bool(
+    "metrics",
+    False,
+    "With --data: evaluate both models on the whole file with their own "
+    "evaluation code (mmhuman3d's dataset.evaluate, hybrik-jax's "
+    "evaluate.py protocol) and compare MPJPE / PA-MPJPE / PVE (mm; must "
+    "agree to 0.01 mm).",
     flag_values=fv,
   )
   flags.DEFINE_enum(
@@ -113,6 +149,12 @@ def main(argv=None) -> int:
   from hybrik_jax.interop import convert, parity
   from hybrik_jax.train import checkpointing
 
+  if fv.metrics and not fv.data:
+    raise cli.UsageError("--metrics needs --data FILE.npz")
+  if fv.data and fv.images:
+    raise cli.UsageError("give --data or --images, not both")
+  if fv.num < 1:
+    raise cli.UsageError("--num must be at least 1")
   ckpt = Path(checkpoint)
   if not ckpt.is_file():
     raise errors.MissingInputError(f"checkpoint {ckpt} does not exist")
@@ -152,7 +194,64 @@ def main(argv=None) -> int:
       )
     variables = checkpointing.load_inference_variables(converted, body_model)
 
-    if fv.images:
+    smpl = Path(fv.smpl) if fv.smpl else None
+    pipeline_rows, metric_table, bad_metrics = [], None, []
+    if fv.data:
+      data = Path(fv.data)
+      if not data.is_file():
+        raise errors.MissingInputError(f"--data {data} does not exist")
+      image_root = Path(fv.image_root) if fv.image_root else data.parent
+      ours, dataset_type = parity.data_inputs(
+        str(data), str(image_root), fv.num, fv.dataset_name
+      )
+      inputs = {k: ours[k] for k in ours if k not in ("bbox", "sample_idx")}
+      refs = [
+        parity.run_reference_data(
+          ckpt,
+          str(data),
+          str(image_root),
+          dataset_type,
+          dt,
+          num=fv.num,
+          refvenv=refvenv,
+          smpl=smpl,
+          threads=fv.threads,
+        )[0]
+        for dt in ("float32", "float64")
+      ]
+      pipeline_rows = parity.compare_pipelines(ours, refs[0])
+      n = len(ours["sample_idx"])
+      what = f"the first {n} sample(s) of {data.name} ({dataset_type})"
+      if fv.metrics:
+        names = ("mpjpe", "pa-mpjpe", "pve")
+        _, meta = parity.run_reference_data(
+          ckpt,
+          str(data),
+          str(image_root),
+          dataset_type,
+          "float32",
+          num=0,
+          metrics=names,
+          refvenv=refvenv,
+          smpl=smpl,
+          threads=fv.threads,
+        )
+        jax_metrics = parity.jax_metrics(
+          variables,
+          str(data),
+          str(image_root),
+          fv.dataset_name,
+          names,
+          fv.precision,
+        )
+        metric_table, bad_metrics = parity.format_metrics(
+          meta["metrics_mm"], jax_metrics
+        )
+        metric_table = (
+          f"\n{data.name}: {meta['num_samples']} samples, each side's own "
+          f"test pipeline, model and evaluation code\n{metric_table}"
+        )
+    elif fv.images:
       box = demo_inputs.parse_bbox(fv.bbox) if fv.bbox else None
       paths = _image_paths(fv.images)
       inputs = parity.image_inputs(paths, box)
@@ -166,15 +265,17 @@ def main(argv=None) -> int:
     jax_out = parity.run_jax(
       variables, inputs, builders.precision(fv.precision)
     )
-    smpl = Path(fv.smpl) if fv.smpl else None
-    refs = [
-      parity.run_reference(ckpt, inputs, dt, refvenv, smpl, fv.threads)
-      for dt in ("float32", "float64")
-    ]
-  rows = parity.compare(jax_out, *refs)
+    if not fv.data:
+      refs = [
+        parity.run_reference(ckpt, inputs, dt, refvenv, smpl, fv.threads)
+        for dt in ("float32", "float64")
+      ]
+  rows = pipeline_rows + parity.compare(jax_out, *refs)
   print(f"\n{ckpt.name}: hybrik-jax vs mmhuman3d 0.11.0 on {what}")
   print(parity.format_table(rows))
-  bad = [r.name for r in rows if not r.ok]
+  if metric_table:
+    print(metric_table)
+  bad = [r.name for r in rows if not r.ok] + bad_metrics
   took = time.perf_counter() - t0
   if bad:
     print(f"\nFAILED: {', '.join(bad)} beyond tolerance ({took:.0f} s)")

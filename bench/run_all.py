@@ -1,19 +1,31 @@
-"""All benchmarks in one table (issue "Speed"): python bench/run_all.py
+"""All benchmarks in one table: python bench/run_all.py [--reference]
 
 Rows: IK+SMPL (``hybrik_forward``, eval) at batch 64/512; full-model
 inference (``predict``) at batch 1/8/32; the data-parallel train step
 (forward, backward, Adam) at per-device batch 8 and 32 in float32 and
 bfloat16; the input pipeline (images/s per worker, pre-cropped records vs
 full frames). Each figure is the median of ``--repeats`` timed calls after
-warm-up; compile times are the first call. The header names the machine and
-versions; the PyTorch column is mmhuman3d 0.11.0 / torch 2.13 CPU on this
-2-core machine type (from the issue), where measured.
+warm-up; compile times are the first call.
+
+The header names the CPU (model and vector ISA: AVX2 / AVX-512 / AMX) and
+the peaks measured in the same run: XLA's float32 GEMM (2048^2 ``jnp.dot``)
+and 3x3 convolution (batch 8, 32x32x128 -> 128, NHWC) throughput. Each row
+gives its GFLOP/s (FLOPs from XLA's cost analysis of the compiled program)
+and that as a fraction of the XLA GEMM peak.
+
+``--reference`` times mmhuman3d 0.11.0's own PyTorch code on the same
+machine in the same run (``reference/bench_torch.py`` in the reference
+venv, ``scripts/setup_reference.sh``; 2 threads): once before and once
+after the JAX rows. The PyTorch column is the rate from the mean of the two
+timings, the speed-up is the JAX rate over it, and the header lists both
+timings and torch's own GEMM / 3x3-conv peaks. Without ``--reference`` the
+PyTorch columns stay empty (no figures typed in from elsewhere).
 
 ``--quick`` runs fewer repeats and only the first train batch (smoke test).
 Multi-device data parallelism on CPU (fake devices share the 2 cores):
 
-  XLA_FLAGS=--xla_force_host_platform_device_count=8 python bench/run_all.py \
-      --skip ik,infer,input --train-batches 2 --train-image-size 64 \
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python bench/run_all.py \\
+      --skip ik,infer,input --train-batches 2 --train-image-size 64 \\
       --train-dtypes float32
 """
 
@@ -48,21 +60,150 @@ from hybrik_jax.model import hybrik as hybrik_model
 from hybrik_jax.train import state as train_state
 from hybrik_jax.train import step as train_step
 
-# mmhuman3d 0.11.0, torch 2.13 CPU, 2 threads, this machine type.
-TORCH = {
-  ("ik_smpl", 64): 748.0,
-  ("ik_smpl", 512): 1601.0,
-  ("infer", 1): 7.3,
-  ("infer", 8): 5.7,
-  ("train_f32", 8): 1.9,
-}
+# Same-run speed-up targets over mmhuman3d's PyTorch code (issue "Ahead of
+# PyTorch on every CPU").
 TARGET = {
-  ("ik_smpl", 64): 10.0,
-  ("ik_smpl", 512): 3.0,
-  ("infer", 1): 1.2,
-  ("infer", 8): 1.2,
-  ("train_f32", 8): 1.2,
+  ("ik_smpl", 64): 8.0,
+  ("ik_smpl", 512): 6.0,
+  ("infer", 1): 1.5,
+  ("infer", 8): 1.5,
+  ("train_f32", 8): 1.6,
 }
+# bench_torch.py row names.
+TORCH_ROWS = {
+  ("ik_smpl", 64): "ik_smpl/64",
+  ("ik_smpl", 512): "ik_smpl/512",
+  ("infer", 1): "infer/1",
+  ("infer", 8): "infer/8",
+  ("train_f32", 8): "train_f32/8",
+}
+REFVENV = ROOT / ".refvenv"
+
+
+def cpu_description() -> str:
+  """CPU model, cores and vector ISA (from /proc/cpuinfo, as lscpu)."""
+  model, flags = None, set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model is None:
+          model = value.strip()
+        elif key.strip() == "flags" and not flags:
+          flags = set(value.split())
+  except OSError:
+    pass
+  isa = []
+  if "avx2" in flags:
+    isa.append("AVX2")
+  avx512 = sorted(f for f in flags if f.startswith("avx512"))
+  if avx512:
+    isa.append("AVX-512 (" + " ".join(f[6:] for f in avx512) + ")")
+  amx = sorted(f for f in flags if f.startswith("amx"))
+  if amx:
+    isa.append("AMX (" + " ".join(f[4:] for f in amx) + ")")
+  model = model or platform.processor() or platform.machine()
+  return f"{model}, {os.cpu_count()} cores, ISA: {' + '.join(isa) or '?'}"
+
+
+def xla_peaks(repeats: int = 10) -> dict[str, float]:
+  """XLA:CPU float32 GEMM and 3x3-convolution throughput, GFLOP/s."""
+  n = 2048
+  rng = np.random.default_rng(0)
+  a = jnp.asarray(rng.normal(size=(n, n)), jnp.float32)
+  b = jnp.asarray(rng.normal(size=(n, n)), jnp.float32)
+  dot = jax.jit(lambda x, y: jnp.dot(x, y, precision="highest"))
+  _, gemm_s = timed(dot, [a, b], repeats)
+  x = jnp.asarray(rng.normal(size=(8, 32, 32, 128)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 3, 128, 128)), jnp.float32)
+  conv = jax.jit(
+    lambda x, w: jax.lax.conv_general_dilated(
+      x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+  )
+  _, conv_s = timed(conv, [x, w], repeats)
+  return {
+    "gemm": 2 * n**3 / gemm_s / 1e9,
+    "conv3x3": 2 * 8 * 32 * 32 * 128 * 128 * 9 / conv_s / 1e9,
+  }
+
+
+def flops_of(fn, args) -> float | None:
+  """FLOPs of one call from XLA's cost analysis (None if unavailable)."""
+  try:
+    jitted = fn if hasattr(fn, "lower") else jax.jit(fn)
+    cost = jitted.lower(*args).compile().cost_analysis()
+  except Exception:  # e.g. a Python wrapper around several programs
+    return None
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else None
+  flops = (cost or {}).get("flops")
+  return float(flops) if flops and flops > 0 else None
+
+
+def reference_timings(repeats: int, skip: set[str]) -> dict:
+  """One run of reference/bench_torch.py in the reference venv."""
+  import json
+  import subprocess
+  import tempfile
+
+  import checkpoint_recipe
+  from helpers import SMPL_DIR, golden, gunzip_to
+
+  python = REFVENV / "bin" / "python"
+  if not python.exists():
+    raise cli.UsageError(
+      f"--reference: no reference venv at {REFVENV}; build it with "
+      "`bash scripts/setup_reference.sh`"
+    )
+  with tempfile.TemporaryDirectory(prefix="bench_reference_") as tmp:
+    tmp = Path(tmp)
+    smpl = gunzip_to(SMPL_DIR / "SMPL_NEUTRAL.pkl.gz", tmp / "SMPL.pkl")
+    np.savez(tmp / "state.npz", **checkpoint_recipe.full_state_dict(smpl))
+    g = golden("golden_ik.npz")
+    np.savez(
+      tmp / "ik.npz",
+      pose_skeleton=g["pose_skeleton_noisy"],
+      betas=g["betas"],
+      phis=g["phis"],
+    )
+    np.savez(tmp / "batch.npz", **golden_train_batch(8))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = lambda *cmd: subprocess.run(  # noqa: E731
+      [str(python), *map(str, cmd)],
+      check=True,
+      capture_output=True,
+      text=True,
+      env=env,
+    )
+    ckpt = tmp / "recipe.pth"
+    run(
+      ROOT / "reference" / "run_hybrik.py",
+      "save",
+      "--state",
+      tmp / "state.npz",
+      "--out",
+      ckpt,
+      "--format",
+      "torch",
+    )
+    out = tmp / "torch.json"
+    run(
+      ROOT / "reference" / "bench_torch.py",
+      "--checkpoint",
+      ckpt,
+      "--ik",
+      tmp / "ik.npz",
+      "--batch",
+      tmp / "batch.npz",
+      "--out",
+      out,
+      "--repeats",
+      repeats,
+      "--skip",
+      ",".join(sorted(skip & {"ik", "infer", "train"})),
+    )
+    return json.loads(out.read_text())
 
 
 def timed(fn, args, repeats):
@@ -72,39 +213,71 @@ def timed(fn, args, repeats):
 
 
 class Table:
-  def __init__(self):
-    self.rows = []
+  """The printed table; ``torch`` holds bench_torch.py's timings (ms per
+  call, one dict per run) when ``--reference`` is on."""
 
-  def add(self, stage, batch, compile_s, sec, unit="samples/s", key=None):
-    rate = batch / sec
-    torch = TORCH.get(key) if key else None
-    speedup = rate / torch if torch else None
-    target = TARGET.get(key) if key else None
+  def __init__(self, gemm_peak: float, torch_runs=()):
+    self.rows = []
+    self.gemm_peak = gemm_peak
+    self.torch_runs = list(torch_runs)
+    self.pending = []  # rows printed once the "after" PyTorch run is in
+
+  def add(
+    self, stage, batch, compile_s, sec, unit="samples/s", key=None, flops=None
+  ):
     self.rows.append(
-      (stage, batch, compile_s, 1e3 * sec, rate, unit, torch, speedup, target)
+      dict(
+        stage=stage,
+        batch=batch,
+        compile_s=compile_s,
+        ms=1e3 * sec,
+        rate=batch / sec,
+        unit=unit,
+        key=key,
+        gflops=flops / sec / 1e9 if flops else None,
+      )
     )
-    self.print_row(self.rows[-1])
+    print(f"  measured: {stage}, batch {batch}: {1e3 * sec:.1f} ms", flush=True)
+
+  def torch_rate(self, row) -> float | None:
+    name = TORCH_ROWS.get(row["key"])
+    ms = [r["ms"][name] for r in self.torch_runs if name in r.get("ms", {})]
+    return row["batch"] / (np.mean(ms) / 1e3) if ms else None
 
   @staticmethod
   def header():
     return (
       f"| {'stage':<34} | {'batch':>5} | {'compile s':>9} | "
-      f"{'ms/batch':>9} | {'rate':>9} | {'unit':<10} | "
-      f"{'PyTorch':>7} | {'speed-up':>8} | {'target':>6} | {'met':>4} |"
+      f"{'ms/batch':>9} | {'rate':>8} | {'unit':<9} | {'GFLOP/s':>7} | "
+      f"{'% GEMM':>6} | {'PyTorch':>7} | {'speed-up':>8} | {'target':>6} | "
+      f"{'met':>4} |"
     )
 
-  @staticmethod
-  def print_row(r):
-    stage, batch, c, ms, rate, unit, torch, sp, tgt = r
-    fmt = lambda x, f: f"{x:{f}}" if x is not None else ""
-    print(
-      f"| {stage:<34} | {batch:>5} | {fmt(c, '9.1f')} | {ms:>9.1f} | "
-      f"{rate:>9.1f} | {unit:<10} | {fmt(torch, '7.1f'):>7} | "
-      f"{(fmt(sp, '7.2f') + 'x') if sp else '':>8} | "
-      f"{(fmt(tgt, '.1f') + 'x') if tgt else '':>6} | "
-      f"{('yes' if sp >= tgt else 'NO') if sp and tgt else '':>4} |",
-      flush=True,
-    )
+  def print_all(self):
+    print(self.header())
+    widths = (36, 7, 11, 11, 10, 11, 9, 8, 9, 10, 8, 6)
+    print("|" + "|".join("-" * w for w in widths) + "|")
+    for r in self.rows:
+      fmt = lambda x, f: f"{x:{f}}" if x is not None else ""  # noqa: E731
+      torch = self.torch_rate(r)
+      sp = r["rate"] / torch if torch else None
+      tgt = TARGET.get(r["key"])
+      frac = (
+        100 * r["gflops"] / self.gemm_peak
+        if r["gflops"] and self.gemm_peak
+        else None
+      )
+      print(
+        f"| {r['stage']:<34} | {r['batch']:>5} | "
+        f"{fmt(r['compile_s'], '9.1f'):>9} | {r['ms']:>9.1f} | "
+        f"{r['rate']:>8.1f} | {r['unit']:<9} | "
+        f"{fmt(r['gflops'], '7.1f'):>7} | {fmt(frac, '5.0f'):>5}% | "
+        f"{fmt(torch, '7.1f'):>7} | "
+        f"{(fmt(sp, '7.2f') + 'x') if sp else '':>8} | "
+        f"{(fmt(tgt, '.1f') + 'x') if tgt else '':>6} | "
+        f"{('yes' if sp >= tgt else 'NO') if sp and tgt else '':>4} |",
+        flush=True,
+      )
 
 
 def bench_ik(table, repeats):
@@ -120,7 +293,14 @@ def bench_ik(table, repeats):
       for k in ("pose_skeleton_noisy", "betas", "phis")
     ]
     c, s = timed(fn, args, repeats)
-    table.add("IK+SMPL hybrik_forward (eval)", b, c, s, key=("ik_smpl", b))
+    table.add(
+      "IK+SMPL hybrik_forward (eval)",
+      b,
+      c,
+      s,
+      key=("ik_smpl", b),
+      flops=flops_of(fn, args),
+    )
 
 
 def _variables(image_size=256):
@@ -156,7 +336,13 @@ def bench_inference(table, variables, repeats, batches=(1, 8, 32)):
     args = [variables, img, *_camera(b)]
     c, s = timed(hybrik_model.predict, args, repeats)
     table.add(
-      "inference predict (f32)", b, c, s, unit="img/s", key=("infer", b)
+      "inference predict (f32)",
+      b,
+      c,
+      s,
+      unit="img/s",
+      key=("infer", b),
+      flops=flops_of(hybrik_model.predict, args),
     )
 
 
@@ -191,6 +377,7 @@ def bench_train(
         box["state"], m = step(box["state"], bt)
         return m
 
+      flops = flops_of(step, [box["state"], batch])
       c, s = timed(run, [batch], repeats)
       tag = "f32" if dtype == "float32" else "bf16"
       size = "" if image_size == 256 else f", {image_size} px"
@@ -201,6 +388,7 @@ def bench_train(
         s,
         unit="img/s",
         key=(f"train_{tag}", b) if image_size == 256 else None,
+        flops=flops,
       )
 
 
@@ -221,6 +409,12 @@ def bench_input(table, samples):
 def define_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_integer("repeats", 5, "Timed calls per row.", flag_values=fv)
   flags.DEFINE_bool("quick", False, "2 repeats, fewer rows.", flag_values=fv)
+  flags.DEFINE_bool(
+    "reference",
+    False,
+    "Time mmhuman3d's PyTorch code in the same run (reference venv).",
+    flag_values=fv,
+  )
   flags.DEFINE_list(
     "skip", [], "Sections to skip: ik,infer,train,input.", flag_values=fv
   )
@@ -266,12 +460,18 @@ def main(argv=None):
     f"{'on' if 'glibc.malloc.hugetlb=1' in tunables else 'off'} "
     f"(hybrik_jax/host_memory.py; HYBRIK_JAX_HUGEPAGES=0 turns it off)"
   )
-  print(Table.header())
+  print(f"# CPU: {cpu_description()}")
+  peaks = xla_peaks()
   print(
-    "|" + "|".join("-" * w for w in (36, 7, 11, 11, 11, 12, 9, 10, 8, 6)) + "|"
+    f"# XLA float32 peaks this run: GEMM 2048^2 {peaks['gemm']:.0f} GFLOP/s, "
+    f"3x3 conv (b8 32x32x128) {peaks['conv3x3']:.0f} GFLOP/s"
   )
-  table = Table()
   reps = 2 if args.quick else args.repeats
+  torch_runs = []
+  if args.reference:
+    print("# timing mmhuman3d's PyTorch code (before the JAX rows) ...")
+    torch_runs.append(reference_timings(reps, skip))
+  table = Table(peaks["gemm"], torch_runs)
   if "ik" not in skip:
     bench_ik(table, max(reps, 10))
   if not {"infer", "train"} <= skip:
@@ -290,6 +490,27 @@ def main(argv=None):
     )
   if "input" not in skip:
     bench_input(table, 50 if args.quick else 200)
+  if args.reference:
+    print("# timing mmhuman3d's PyTorch code (after the JAX rows) ...")
+    torch_runs.append(reference_timings(reps, skip))
+    first = torch_runs[0]
+    print(
+      f"# PyTorch {first['torch']}, {first['threads']} threads, mmhuman3d "
+      f"0.11.0 (reference/bench_torch.py); ms before / after the JAX rows: "
+      + ", ".join(
+        f"{k} {first['ms'][k]:.1f} / {torch_runs[1]['ms'].get(k, 0):.1f}"
+        for k in first["ms"]
+      )
+    )
+    print(
+      "# PyTorch float32 peaks (before / after): GEMM "
+      + " / ".join(f"{r['gflops']['gemm']:.0f}" for r in torch_runs)
+      + " GFLOP/s, 3x3 conv channels-last "
+      + " / ".join(f"{r['gflops']['conv3x3']:.0f}" for r in torch_runs)
+      + " GFLOP/s"
+    )
+  print()
+  table.print_all()
 
 
 if __name__ == "__main__":

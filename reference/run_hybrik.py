@@ -8,6 +8,9 @@ Runs in the reference venv (``scripts/setup_reference.sh`` builds
       --inputs IN.npz --out OUT.npz [--dtype float32|float64] \\
       [--smpl SMPL.pkl [--h36m-regressor J_regressor_h36m.npy]] \\
       [--threads N] [--heatmap-stride S] [--trust-pickle]
+  .refvenv/bin/python reference/run_hybrik.py data --checkpoint CKPT.pth \\
+      --data FILE.npz [--image-root DIR] --dataset-name pw3d|h36m|mpi_inf_3dhp \\
+      --out OUT.npz [--num N] [--metrics mpjpe,pa-mpjpe,pve] [--dtype ...]
   .refvenv/bin/python reference/run_hybrik.py save --state STATE.npz \\
       --out CKPT.pth --format torch|mmcv_adam|module [--perturb SEED]
 
@@ -126,6 +129,26 @@ line.
   1). ``--threads N`` sets ``torch.set_num_threads`` (default 2, as the
   golden fixtures; 1 thread changes float32 logits by ~3e-6 and pred_pose
   by ~2e-4, see /work/shared/fixtures/README.md).
+
+``data``
+  mmhuman3d's own test data path on a HumanData file: a
+  ``HybrIKHumanImageDataset`` (``test_mode=True``) with the config's
+  ``test_pipeline`` (``test_hp3d_pipeline``'s joint map for mpi_inf_3dhp),
+  built on mmhuman3d's folder layout made of links in a temporary folder
+  (``preprocessed_datasets/<file>``, ``datasets/<dataset_name>`` ->
+  ``--image-root``, default the file's folder). The first ``--num`` samples
+  (0: all) are collated in batches of ``--batch-size`` with mmcv's
+  ``collate`` and run through ``HybrIK_trainer.forward_test`` (the path
+  ``tools/test.py`` takes; ``Tensor.cuda`` is the identity). OUT.npz holds
+  ``input_<k>`` (the pipeline's img [N,3,256,256], trans_inv,
+  intrinsic_param, joint_root, depth_factor [N,1], bbox), ``sample_idx``,
+  ``test_<k>`` (forward_test's xyz_17, smpl_pose, smpl_beta, vertices,
+  xyz_24) and, without ``--metrics``, the head's outputs with
+  ``backbone_features`` and ``heatmap_logits`` as in ``model``. With
+  ``--metrics`` (the whole file: ``--num 0``), the dataset's own
+  ``evaluate()`` runs on the forward_test results; ``meta`` holds its
+  ``metrics_mm``. PVE builds mmhuman3d's ``GenderedSMPL`` from the same
+  SMPL file as the model (all three genders point at it).
 
 ``save``
   Reads a state_dict stored as an npz (checkpoint key names -> arrays, e.g.
@@ -689,6 +712,252 @@ def cmd_model(args) -> dict:
 
 
 # -----------------------------------------------------------------------------
+# data: mmhuman3d's test pipeline, forward_test and evaluate on a HumanData file
+# -----------------------------------------------------------------------------
+
+# resnet34_hybrik_mixed.py: HumanData indices of the 17 evaluated joints
+# (h36m_idxs; hp3d_idxs for the MPI-INF-3DHP test pipeline) and of the 29
+# HybrIK joints, and the image normalisation.
+H36M_IDXS = [148, 145, 4, 7, 144, 5, 8, 150, 146, 152, 147, 16, 18, 20, 17]
+H36M_IDXS += [19, 21]
+HP3D_IDXS = [147, 146, 17, 19, 21, 16, 18, 20, 144, 5, 8, 145, 4, 7, 148]
+HP3D_IDXS += [150, 152]
+HYBRIK29_IDXS = [*range(15), 22, *range(16, 22), 66, 71, 15, 68, 73, 60, 63]
+IMG_NORM = dict(
+  mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True
+)
+DATA_KEYS = [
+  "trans_inv",
+  "intrinsic_param",
+  "joint_root",
+  "depth_factor",
+  "target_uvd_29",
+  "target_xyz_24",
+  "target_weight_24",
+  "target_weight_29",
+  "target_xyz_17",
+  "target_weight_17",
+  "target_theta",
+  "target_beta",
+  "target_smpl_weight",
+  "target_theta_weight",
+  "target_twist",
+  "target_twist_weight",
+  "bbox",
+  "sample_idx",
+]
+# Pipeline outputs saved as input_<key> (the network's inputs and the box).
+PIPELINE_KEYS = (
+  "img",
+  "trans_inv",
+  "intrinsic_param",
+  "joint_root",
+  "depth_factor",
+  "bbox",
+)
+# forward_test's result keys (what evaluate() and PVE read) saved as test_<k>.
+TEST_KEYS = ("xyz_17", "smpl_pose", "smpl_beta", "vertices", "xyz_24")
+
+
+def test_pipeline(dataset_name: str) -> list:
+  """The config's test_pipeline (test_hp3d_pipeline for mpi_inf_3dhp)."""
+  idxs17 = HP3D_IDXS if dataset_name == "mpi_inf_3dhp" else H36M_IDXS
+  maps = [
+    dict(
+      keypoints=[
+        "keypoints3d17",
+        "keypoints3d17_vis",
+        "keypoints3d17_relative",
+      ],
+      keypoints_index=idxs17,
+    ),
+    dict(
+      keypoints=["keypoints3d", "keypoints3d_vis", "keypoints3d_relative"],
+      keypoints_index=HYBRIK29_IDXS,
+    ),
+  ]
+  return [
+    dict(type="LoadImageFromFile"),
+    dict(type="NewKeypointsSelection", maps=maps),
+    dict(type="HybrIKAffine", img_res=IMG_SIZE),
+    dict(type="GenerateHybrIKTarget", img_res=IMG_SIZE, test_mode=True),
+    dict(type="Normalize", **IMG_NORM),
+    dict(type="ImageToTensor", keys=["img"]),
+    dict(
+      type="Collect",
+      keys=["img", *DATA_KEYS],
+      meta_keys=["center", "scale", "rotation", "image_path"],
+    ),
+  ]
+
+
+def build_dataset(args, folder: Path, smpl_file: Path | None):
+  """HybrIKHumanImageDataset on mmhuman3d's folder layout, made of links:
+  FOLDER/preprocessed_datasets/<file> and FOLDER/datasets/<dataset_name>."""
+  from mmhuman3d.data.datasets import build_dataset as mm_build_dataset
+
+  if not args.data.is_file():
+    raise RunError(f"HumanData file not found: {args.data}")
+  image_root = args.image_root or args.data.parent
+  if not image_root.is_dir():
+    raise RunError(f"image root not found: {image_root}")
+  (folder / "preprocessed_datasets").mkdir(parents=True)
+  (folder / "datasets").mkdir()
+  (folder / "preprocessed_datasets" / args.data.name).symlink_to(
+    args.data.resolve()
+  )
+  (folder / "datasets" / args.dataset_name).symlink_to(image_root.resolve())
+  body_model = None
+  if smpl_file is not None:  # GenderedSMPL reads SMPL_{NEUTRAL,MALE,FEMALE}
+    bm = folder / "body_models"
+    bm.mkdir()
+    for g in ("NEUTRAL", "MALE", "FEMALE"):
+      (bm / f"SMPL_{g}.pkl").symlink_to(smpl_file.resolve())
+    body_model = dict(type="GenderedSMPL", model_path=str(bm))
+  cfg = dict(
+    type="HybrIKHumanImageDataset",
+    dataset_name=args.dataset_name,
+    data_prefix=str(folder),
+    pipeline=test_pipeline(args.dataset_name),
+    ann_file=args.data.name,
+    test_mode=True,
+    body_model=body_model,
+  )
+  # HumanData prints a notice per unknown key on stdout.
+  with contextlib.redirect_stdout(sys.stderr):
+    try:
+      return mm_build_dataset(cfg)
+    except Exception as e:
+      raise RunError(f"{args.data}: mmhuman3d cannot load it: {e}") from e
+
+
+def cmd_data(args) -> dict:
+  from mmcv.parallel import collate
+
+  t_start = time.perf_counter()
+  f64 = args.dtype == "float64"
+  dtype = torch.float64 if f64 else torch.float32
+  np_dtype = np.float64 if f64 else np.float32
+  torch.set_num_threads(args.threads)
+  route_cuda_to_cpu(dtype)
+  torch.Tensor.cuda = lambda self, *a, **k: self  # forward_test's .cuda()
+  metrics = [m for m in (args.metrics or "").split(",") if m]
+  state, ck_info = read_checkpoint(args.checkpoint, args.trust_pickle)
+  with tempfile.TemporaryDirectory(prefix="run_hybrik_") as tmp:
+    folder = Path(tmp)
+    model, load_info = load_model(state, folder / "model", args.smpl, args.h36m)
+    smpl_file = (
+      resolve_smpl_file(args.smpl, args.h36m, folder / "model")[0]
+      if args.smpl is not None
+      else folder / "model" / "smpl" / "SMPL_NEUTRAL.pkl"
+    )
+    dataset = build_dataset(
+      args, folder / "root", smpl_file if "pve" in metrics else None
+    )
+    n_data = len(dataset)
+    n = n_data if args.num == 0 else min(args.num, n_data)
+    if metrics and n != n_data:
+      raise RunError("--metrics evaluates the whole file: use --num 0")
+    if f64:
+      model.double()
+      model.smpl.dtype = torch.float64
+      model.head.smpl_dtype = torch.float64
+    model.eval()
+    t_built = time.perf_counter()
+
+    captured = {}
+    hooks = [
+      model.backbone.register_forward_hook(
+        lambda m, i, o: captured.__setitem__("backbone_features", o[0])
+      ),
+      model.head.final_layer.register_forward_hook(
+        lambda m, i, o: captured.__setitem__("heatmap_logits", o)
+      ),
+      model.head.register_forward_hook(
+        lambda m, i, o: captured.__setitem__("head", o)
+      ),
+    ]
+    keep_head = not metrics  # per-output comparison on a few samples
+    saved = collections.defaultdict(list)
+    outputs = []
+    s = args.heatmap_stride
+    for start in range(0, n, args.batch_size):
+      items = [
+        dataset[i] for i in range(start, min(n, start + args.batch_size))
+      ]
+      batch = collate(items, samples_per_gpu=len(items))
+      batch["img_metas"] = batch["img_metas"].data[0]
+      if f64:
+        batch = {
+          k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v
+          for k, v in batch.items()
+        }
+      with torch.no_grad(), float64_run(f64):
+        out = model(**batch)  # eval mode: HybrIK_trainer.forward_test
+      outputs.append(out)
+      for k in PIPELINE_KEYS:
+        v = batch[k]
+        v = v[:, None] if k == "depth_factor" and v.ndim == 1 else v
+        saved[f"input_{k}"].append(v.detach().numpy())
+      saved["sample_idx"].append(np.asarray(batch["sample_idx"]))
+      for k in TEST_KEYS:
+        saved[f"test_{k}"].append(np.asarray(out[k]))
+      if keep_head:
+        head = captured["head"]
+        for k, v in head.items():
+          saved[k].append(v.detach().numpy())
+        saved["backbone_features"].append(
+          captured["backbone_features"].detach().numpy()
+        )
+        saved["heatmap_logits"].append(
+          captured["heatmap_logits"][..., ::s, ::s].detach().numpy()
+        )
+    for h in hooks:
+      h.remove()
+    t_forward = time.perf_counter()
+    results = {}
+    if metrics:
+      with contextlib.redirect_stdout(sys.stderr):
+        results = dataset.evaluate(outputs, str(folder), metric=metrics)
+      results = {k: float(v) for k, v in results.items()}
+  arrays = {}
+  for k, parts in saved.items():
+    a = np.concatenate(parts)
+    if k != "sample_idx" and a.dtype.kind == "f" and not k.startswith("input_"):
+      a = a.astype(np_dtype)
+    arrays[k] = a
+  meta = {
+    "tool": "reference/run_hybrik.py data",
+    "architecture": ARCHITECTURE,
+    **versions(),
+    "dtype": args.dtype,
+    "threads": torch.get_num_threads(),
+    "checkpoint": str(args.checkpoint),
+    "checkpoint_kind": ck_info["kind"],
+    **load_info,
+    "data": str(args.data),
+    "dataset_name": args.dataset_name,
+    "num_samples": n,
+    "num_in_file": n_data,
+    "metrics_mm": results,
+    "heatmap_stride": s,
+    "seconds_build": round(t_built - t_start, 3),
+    "seconds_forward": round(t_forward - t_built, 3),
+  }
+  args.out.parent.mkdir(parents=True, exist_ok=True)
+  tmp_out = args.out.with_name(args.out.name + ".part.npz")
+  np.savez(tmp_out, **arrays, meta=np.array(json.dumps(meta)))
+  os.replace(tmp_out, args.out)
+  return {
+    "out": str(args.out),
+    "num_samples": n,
+    "metrics_mm": results,
+    "dtype": args.dtype,
+    "seconds_forward": meta["seconds_forward"],
+  }
+
+
+# -----------------------------------------------------------------------------
 # save
 # -----------------------------------------------------------------------------
 
@@ -790,6 +1059,30 @@ def parser() -> argparse.ArgumentParser:
     "--heatmap-stride", type=int, default=1, choices=[1, 2, 4, 8, 16]
   )
   m.add_argument("--trust-pickle", action="store_true")
+  d = sub.add_parser(
+    "data", help="test pipeline + forward_test (+ evaluate) on HumanData"
+  )
+  d.add_argument("--checkpoint", type=Path, required=True)
+  d.add_argument("--data", type=Path, required=True)
+  d.add_argument("--image-root", dest="image_root", type=Path, default=None)
+  d.add_argument(
+    "--dataset-name",
+    dest="dataset_name",
+    choices=["pw3d", "h36m", "mpi_inf_3dhp"],
+    required=True,
+  )
+  d.add_argument("--num", type=int, default=0, help="first N samples; 0: all")
+  d.add_argument("--batch-size", dest="batch_size", type=int, default=32)
+  d.add_argument("--metrics", default="", help="e.g. mpjpe,pa-mpjpe,pve")
+  d.add_argument("--out", type=Path, required=True)
+  d.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+  d.add_argument("--smpl", type=Path, default=None)
+  d.add_argument("--h36m-regressor", dest="h36m", type=Path, default=None)
+  d.add_argument("--threads", type=int, default=2)
+  d.add_argument(
+    "--heatmap-stride", type=int, default=1, choices=[1, 2, 4, 8, 16]
+  )
+  d.add_argument("--trust-pickle", action="store_true")
   s = sub.add_parser("save", help="write a state npz as a .pth")
   s.add_argument("--state", type=Path, required=True)
   s.add_argument("--out", type=Path, required=True)
@@ -802,10 +1095,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
   args = parser().parse_args(argv)
-  if args.command == "model" and args.threads < 1:
+  if args.command in ("model", "data") and args.threads < 1:
     parser().error("--threads must be >= 1")
   try:
-    summary = cmd_model(args) if args.command == "model" else cmd_save(args)
+    command = {"model": cmd_model, "data": cmd_data, "save": cmd_save}
+    summary = command[args.command](args)
   except RunError as e:
     print(f"run_hybrik: error: {e}", file=sys.stderr)
     return 1

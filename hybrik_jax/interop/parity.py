@@ -53,6 +53,20 @@ FLOORS = {
   "pred_phi": 1e-5,
 }
 NOISE_FACTOR = 10.0
+# The two test pipelines (``--data``): the network inputs and the box must
+# agree bit for bit (same OpenCV release on both sides, see
+# reference/requirements.txt). Units: normalised image values, pixels, 1/px,
+# mm.
+PIPELINE_KEYS = (
+  "img",
+  "trans_inv",
+  "intrinsic_param",
+  "joint_root",
+  "depth_factor",
+  "bbox",
+)
+# ``--metrics``: largest allowed |mmhuman3d - hybrik-jax| per metric, mm.
+METRIC_TOLERANCE_MM = 0.01
 # Outputs that are NHWC in hybrik-jax and NCHW in PyTorch.
 _NCHW = ("backbone_features", "heatmap_logits")
 
@@ -163,6 +177,34 @@ def image_inputs(
   return res
 
 
+def data_inputs(
+  ann_file: str,
+  image_root: str,
+  num: int,
+  dataset_name: str | None = None,
+  image_size: int = 256,
+) -> tuple[dict, str]:
+  """The first ``num`` samples of a HumanData test file through hybrik-jax's
+  test pipeline (:func:`hybrik_jax.data.transforms.test_sample`, the mixed
+  recipe's normalisation).
+
+  Returns (inputs, dataset type): the module docstring's keys plus ``bbox``
+  [N, 4] (x1, y1, x2, y2 px of the square crop box) and ``sample_idx`` [N].
+  """
+  from hybrik_jax.data import sources, transforms
+
+  src = sources.NpzSource(
+    Path(ann_file).stem, ann_file, image_root, dataset_name, test_mode=True
+  )
+  n = min(num, len(src)) if num > 0 else len(src)
+  config = transforms.TransformConfig(img_res=image_size)
+  samples = [transforms.test_sample(*src[j], config) for j in range(n)]
+  keys = PIPELINE_KEYS + ("sample_idx",)
+  return {k: np.stack([s[k] for s in samples]) for k in keys}, (
+    src.dataset_type
+  )
+
+
 def run_jax(
   variables: Mapping[str, Any], inputs: Mapping[str, np.ndarray], precision
 ) -> dict[str, np.ndarray]:
@@ -235,6 +277,146 @@ def run_reference(
       )
     with np.load(dst, allow_pickle=False) as f:
       return {k: f[k] for k in f.files}
+
+
+def run_reference_data(
+  checkpoint: Path,
+  ann_file: str,
+  image_root: str,
+  dataset_name: str,
+  dtype: str,
+  num: int = 0,
+  metrics: Sequence[str] = (),
+  refvenv: Path = DEFAULT_REFVENV,
+  smpl: Path | None = None,
+  threads: int = 2,
+) -> tuple[dict[str, np.ndarray], dict]:
+  """mmhuman3d's test pipeline, ``forward_test`` (and, with ``metrics``,
+  its dataset's ``evaluate``) on a HumanData file (``reference/run_hybrik.py
+  data``). ``num`` 0 is the whole file.
+
+  Returns (arrays, meta): ``input_<key>`` (pipeline outputs, NCHW image),
+  ``sample_idx``, the head's outputs with ``backbone_features`` and
+  ``heatmap_logits`` (without ``metrics``), ``test_<key>`` (forward_test's
+  results); meta['metrics_mm'] holds mmhuman3d's metrics.
+  """
+  import json
+
+  extra = ["--data", str(ann_file), "--image-root", str(image_root)]
+  extra += ["--dataset-name", dataset_name, "--num", str(num)]
+  if metrics:
+    extra += ["--metrics", ",".join(metrics)]
+  out = _run_runner("data", checkpoint, extra, dtype, refvenv, smpl, threads)
+  meta = json.loads(str(out.pop("meta")))
+  return out, meta
+
+
+def _run_runner(
+  command: str,
+  checkpoint: Path,
+  extra: Sequence[str],
+  dtype: str,
+  refvenv: Path,
+  smpl: Path | None,
+  threads: int,
+) -> dict[str, np.ndarray]:
+  python = Path(refvenv) / "bin" / "python"
+  if not python.exists():
+    raise ReferenceError(
+      f"no reference venv at {refvenv}: build it with "
+      "`bash scripts/setup_reference.sh` (or pass --refvenv)"
+    )
+  with tempfile.TemporaryDirectory(prefix="hybrik_jax_parity_") as tmp:
+    dst = Path(tmp) / "outputs.npz"
+    cmd = [str(python), str(RUNNER), command, "--checkpoint", str(checkpoint)]
+    cmd += [*extra, "--out", str(dst), "--dtype", dtype]
+    cmd += ["--threads", str(threads)]
+    if smpl is not None:
+      cmd += ["--smpl", str(smpl)]
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
+    if proc.returncode != 0:
+      lines = (proc.stderr or proc.stdout).strip().splitlines()
+      errs = [ln for ln in lines if "error" in ln.lower()]
+      raise ReferenceError(
+        f"the PyTorch reference failed on {checkpoint} ({dtype}): "
+        + ((errs or lines)[-1] if lines else f"exit {proc.returncode}")
+      )
+    with np.load(dst, allow_pickle=False) as f:
+      return {k: f[k] for k in f.files}
+
+
+def compare_pipelines(
+  ours: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray]
+) -> list[Row]:
+  """One :class:`Row` per pipeline output (tolerance 0: bit for bit)."""
+  if not np.array_equal(ours["sample_idx"], ref["sample_idx"]):
+    raise ReferenceError(
+      f"the pipelines took other samples: {ours['sample_idx'][:8]} vs "
+      f"{ref['sample_idx'][:8]}"
+    )
+  rows = []
+  for k in PIPELINE_KEYS:
+    a = np.asarray(ours[k], np.float64)
+    b = np.asarray(ref[f"input_{k}"], np.float64)
+    if k == "img":
+      b = np.transpose(b, (0, 2, 3, 1))  # NCHW -> NHWC
+    b = b.reshape(a.shape) if b.size == a.size else b
+    if a.shape != b.shape:
+      raise ReferenceError(f"input {k}: hybrik-jax {a.shape} vs {b.shape}")
+    err = float(np.max(np.abs(a - b))) if a.size else 0.0
+    rows.append(Row(f"input {k}", err, 0.0, 0.0))
+  return rows
+
+
+def jax_metrics(
+  variables: Mapping[str, Any],
+  ann_file: str,
+  image_root: str,
+  dataset_name: str | None,
+  metrics: Sequence[str],
+  precision: str = "highest",
+  batch_size: int = 32,
+) -> dict[str, float]:
+  """hybrik-jax's metrics (mm) on the whole file, as ``evaluate.py``
+  computes them (:func:`hybrik_jax.eval.protocol.evaluate_dataset`), with
+  the mixed recipe's model values (256 px, mmhuman3d's normalisation)."""
+  from configs import mixed
+  from hybrik_jax import builders
+  from hybrik_jax.eval import protocol
+
+  config = mixed.get_config()
+  config.model.precision = precision
+  config.data.worker_count = 0
+  config.data.eval_batch_size = batch_size
+  ds = mixed.dataset(Path(ann_file).stem, str(ann_file), str(image_root))
+  ds.dataset_name = dataset_name  # None: the file's own 'config' entry
+  result = protocol.evaluate_dataset(
+    variables,
+    builders.make_eval_data(config, ds),
+    model=builders.build_model(config),
+    metric_names=metrics,
+    progress=False,
+  )
+  return result["metrics"]
+
+
+def format_metrics(
+  ref: Mapping[str, float], ours: Mapping[str, float]
+) -> tuple[str, list[str]]:
+  """The metrics side by side; and the names beyond METRIC_TOLERANCE_MM."""
+  head = f"{'metric':<10} {'mmhuman3d':>12} {'hybrik-jax':>12} {'diff':>10}"
+  lines, bad = [head, "-" * len(head)], []
+  for k, v in ref.items():
+    diff = abs(ours.get(k, float("nan")) - v)
+    if not diff <= METRIC_TOLERANCE_MM:
+      bad.append(k)
+    lines.append(
+      f"{k:<10} {v:>9.3f} mm {ours.get(k, float('nan')):>9.3f} mm "
+      f"{diff:>7.4f} mm  {'yes' if k not in bad else 'NO'}"
+    )
+  return "\n".join(lines), bad
 
 
 def _as_jax_layout(name: str, value: np.ndarray) -> np.ndarray:
