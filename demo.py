@@ -6,6 +6,10 @@
   python demo.py --checkpoint runs/synthetic --input imgs/ --bbox-file boxes.json
   # a video (one person box for every frame):
   python demo.py --checkpoint runs/synthetic --input clip.mp4 --bbox 40,10,200,460
+  # a video, everyone a YOLOX / YOLOv8 ONNX detector finds, tracked,
+  # smoothed, with BVH and res.pk exports per person:
+  python demo.py --checkpoint converted/hybrik --input clip.mp4 \\
+      --detector yolox_s.onnx --smooth savgol --save-bvh --save-pk
 
 Writes ``<name>_overlay.png`` (mesh over the image | side view),
 ``<name>.obj`` (camera-frame metres) and ``<name>.npz`` per image, or
@@ -16,8 +20,20 @@ Writes ``<name>_overlay.png`` (mesh over the image | side view),
 same names already in ``--out`` (an earlier run) are replaced, after one
 ``warning: replacing N existing file(s)`` line; use a new ``--out`` to keep
 them. An output that would replace an input image is refused (error, exit
-status 1). No person detector is used. The camera
-convention, the crop and the ``--bbox-file`` format are described in
+status 2).
+
+People: ``--bbox`` / ``--bbox-file`` boxes win (``--detector`` is then
+ignored, with a warning); else ``--detector`` finds everyone (no weights
+ship: export a YOLOX or YOLOv8 ONNX file, see
+``hybrik_jax/demo/detector.py``); else the whole image is one person. With
+a detector or a box file listing several boxes per key, every person is
+drawn in its own colour, an image's npz arrays get a person axis, and a
+video's people are tracked (SORT): ``<name>_track<id>.npz`` per person
+(frames where it was seen: ``frames``), and with ``--save-bvh`` /
+``--save-pk`` ``<name>_track<id>.bvh`` / ``.pk`` (single person:
+``<name>.bvh`` / ``.pk``). ``--smooth`` filters each track's poses,
+vertices and translation over time. The camera convention, the crop, the
+``--bbox-file`` format and the video outputs are described in
 ``hybrik_jax/demo/`` (package docstring: a map of its modules). Flags follow
 :mod:`hybrik_jax.cli` (``--bbox-file`` == ``--bbox_file``).
 """
@@ -55,7 +71,68 @@ def define_flags(fv: flags.FlagValues) -> None:
   flags.DEFINE_string(
     "bbox_file",
     None,
-    "JSON {name_or_frame: [x,y,w,h]} or text lines 'name x y w h'.",
+    "JSON {name_or_frame: [x,y,w,h] or [[x,y,w,h], ...]} or text lines "
+    "'name x y w h' (a name on several lines: several people).",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "detector",
+    None,
+    "Person detector: a YOLOX or YOLOv8 ONNX file (not shipped; see "
+    "hybrik_jax/demo/detector.py). Ignored when --bbox / --bbox-file is "
+    "given.",
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "detector_layout",
+    "auto",
+    ["auto", "yolox", "yolov8"],
+    "The detector's output layout ('auto': from its output shape).",
+    flag_values=fv,
+  )
+  flags.DEFINE_float(
+    "det_score",
+    0.5,
+    "Keep detected people scoring above this (0..1).",
+    flag_values=fv,
+  )
+  flags.DEFINE_float(
+    "det_nms",
+    0.45,
+    "IoU above which two detected people count as one (0..1).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "person_class",
+    0,
+    "The detector's person class index (0 in COCO).",
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "smooth",
+    "none",
+    ["none", "oneeuro", "gaus1d", "savgol"],
+    "Temporal smoothing of each video track's poses, vertices and "
+    "translation (mmhuman3d's filters and defaults).",
+    flag_values=fv,
+  )
+  flags.DEFINE_bool(
+    "save_bvh",
+    False,
+    "Video: write a BVH animation per track (median shape, Y-up, metres).",
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "bvh_order",
+    "ZYX",
+    ["ZYX", "XYZ", "XZY", "YXZ", "YZX", "ZXY"],
+    "Euler channel order of the BVH rotations.",
+    flag_values=fv,
+  )
+  flags.DEFINE_bool(
+    "save_pk",
+    False,
+    "Video: write a res.pk per track (the original HybrIK demo's layout).",
     flag_values=fv,
   )
   flags.DEFINE_string(
@@ -76,7 +153,10 @@ def define_flags(fv: flags.FlagValues) -> None:
     flag_values=fv,
   )
   flags.DEFINE_integer(
-    "batch_size", 8, "Images per jitted call.", flag_values=fv
+    "batch_size",
+    8,
+    "People (crops) per jitted call; a video's frames per predictor call.",
+    flag_values=fv,
   )
   flags.DEFINE_float(
     "person_height",
@@ -107,8 +187,7 @@ def main(argv=None) -> int:
   logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
   for name in ("absl", "jax", "orbax"):
     logging.getLogger(name).setLevel(logging.ERROR)
-  from hybrik_jax import builders
-  from hybrik_jax.demo import inputs as demo_inputs
+  from hybrik_jax import builders, errors
   from hybrik_jax.demo import run as demo_run
 
   start = time.perf_counter()
@@ -126,9 +205,18 @@ def main(argv=None) -> int:
       placement=args.placement,
       progress=not args.no_progress,
       precision=builders.precision(args.precision),
+      detector=args.detector,
+      detector_layout=args.detector_layout,
+      det_score=args.det_score,
+      det_nms=args.det_nms,
+      person_class=args.person_class,
+      smooth=args.smooth,
+      save_bvh=args.save_bvh,
+      bvh_order=args.bvh_order,
+      save_pk=args.save_pk,
     )
-  except demo_inputs.DemoError as e:
-    print(f"error: {e}", file=sys.stderr)
+  except errors.InputError as e:
+    print(f"error: {cli.one_line(e)}", file=sys.stderr)
     return 2
   seconds = time.perf_counter() - start
   replaced = result["replaced"]
@@ -138,6 +226,12 @@ def main(argv=None) -> int:
     f"{seconds:.1f} s; wrote {len(result['outputs'])} files to {args.out}"
     + (f" ({replaced} replaced)" if replaced else "")
   )
+  if result.get("tracks"):
+    tracks = result["tracks"]
+    print(
+      f"  {len(tracks)} track(s) (id: frames): "
+      + ", ".join(f"{t}: {n}" for t, n in sorted(tracks.items()))
+    )
   for path in result["outputs"][:6]:
     print(f"  {path}")
   if len(result["outputs"]) > 6:

@@ -1,6 +1,7 @@
 """Inference on images and videos (``demo.py``) and the body-model demo.
 
-Modules (each imports only those above it; none imports :mod:`.run`):
+Modules (each imports only those above it; only :mod:`.make_figures`
+imports :mod:`.run`):
 
 - :mod:`hybrik_jax.demo.inputs`: :class:`DemoError`, person boxes
   (``--bbox``, ``--bbox-file``), image files and video frames.
@@ -10,9 +11,25 @@ Modules (each imports only those above it; none imports :mod:`.run`):
   the camera-frame mesh.
 - :mod:`hybrik_jax.demo.predictor`: the checkpoint's input size and the
   jitted :class:`Predictor` (crop -> network -> placed mesh).
-- :mod:`hybrik_jax.demo.outputs`: the overlay picture, OBJ and npz writers.
+- :mod:`hybrik_jax.demo.outputs`: the overlay picture (one or several
+  people, person colours and labels), OBJ and npz writers, output names.
+- :mod:`hybrik_jax.demo.detector`: :class:`PersonDetector`, a YOLOX / YOLOv8
+  ONNX person detector run by OpenCV (``--detector``; no weights ship).
+- :mod:`hybrik_jax.demo.tracking`: the SORT tracker (stable ids per video).
+- :mod:`hybrik_jax.demo.smoothing`: mmhuman3d's temporal filters
+  (``--smooth``).
+- :mod:`hybrik_jax.demo.bvh`: BVH export and reader (``--save-bvh``).
+- :mod:`hybrik_jax.demo.pk`: the original HybrIK demo's ``res.pk``
+  (``--save-pk``).
+- :mod:`hybrik_jax.demo.video`: the video path (threaded decoding, people
+  per frame, tracks, smoothing, exports, overlay video).
 - :mod:`hybrik_jax.demo.run`: :func:`run`, the orchestration behind
   ``demo.py`` (image, folder or video).
+- :mod:`hybrik_jax.demo.synthetic_video`: a synthetic multi-person video
+  with ground truth (tests, docs, bench;
+  ``python -m hybrik_jax.demo.synthetic_video``).
+- :mod:`hybrik_jax.demo.make_figures`: the README's video-demo pictures
+  (``python -m hybrik_jax.demo.make_figures``).
 - :mod:`hybrik_jax.demo.body_demo`: SMPL forward -> skeleton -> IK, no
   network (``python -m hybrik_jax.demo.body_demo``).
 

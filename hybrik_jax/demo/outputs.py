@@ -5,22 +5,47 @@ Per image (``<name>`` from :func:`output_names`: the file stem, e.g.
 ``a.jpg`` -> ``a_jpg`` and ``a.png`` -> ``a_png``): ``<name>_overlay.png``
 (mesh over the image | side view, :func:`render_overlay`), ``<name>.obj``
 (camera-frame vertices in metres, y down, + faces, :func:`write_obj`) and
-``<name>.npz`` (see :func:`result_arrays`). A video gives
-``<name>_overlay.mp4`` and one ``<name>.npz`` with per-frame arrays
-``[T, ...]`` (and ``fps``). Distinct names give distinct files
+``<name>.npz`` (see :func:`result_arrays`). With several people per image
+(a person detector or a multi-person box file) the overlay shows everyone,
+each in its own colour (:func:`person_rgb`) with a labelled box, the OBJ
+holds one object ``o person<k>`` per person and the npz arrays get a
+leading person axis ``[P, ...]`` (P may be 0), plus ``scores`` [P].
+
+A video gives ``<name>_overlay.mp4`` and per-track npz files of per-frame
+arrays ``[T, ...]`` (:func:`track_output_paths`): ``<name>.npz`` for the
+single person of a run without a detector or multi-person box file,
+``<name>_track<id>.npz`` per tracked person otherwise (details in
+:mod:`hybrik_jax.demo.video`). Distinct names give distinct files
 (:func:`image_output_paths`, :func:`video_output_paths`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from hybrik_jax.demo.camera import Camera
 
 OVERLAY_ALPHA = 0.85  # mesh opacity over the image
+# Person colours (RGB), by track id / person index modulo 10: Sasha
+# Trubetskoy's "distinct colours".
+PERSON_COLORS = (
+  (230, 25, 75),
+  (60, 180, 75),
+  (0, 130, 200),
+  (245, 130, 48),
+  (145, 30, 180),
+  (70, 240, 240),
+  (240, 50, 230),
+  (210, 245, 60),
+  (0, 128, 128),
+  (170, 110, 40),
+)
+PERSON_TINT = 0.65  # weight of the person colour over the part colours
 
 
 def output_names(paths: Sequence[Path]) -> list[str]:
@@ -62,29 +87,108 @@ def image_output_paths(out_dir: Path, name: str) -> list[Path]:
 
 
 def video_output_paths(out_dir: Path, name: str) -> list[Path]:
-  """The files written for one video: [overlay mp4, npz]."""
+  """The files written for one single-person video: [overlay mp4, npz]."""
   return [out_dir / f"{name}_overlay.mp4", out_dir / f"{name}.npz"]
+
+
+TRACK_EXTS = (".npz", ".bvh", ".pk")
+
+
+def track_stem(name: str, track_id: int | None) -> str:
+  """``<name>`` (the single person, ``track_id`` None) or
+  ``<name>_track<id>``."""
+  return name if track_id is None else f"{name}_track{int(track_id)}"
+
+
+def track_output_paths(
+  out_dir: Path,
+  name: str,
+  track_id: int | None,
+  bvh: bool = False,
+  pk: bool = False,
+) -> list[Path]:
+  """The files of one video track: [npz] + [bvh] + [pk] (as asked)."""
+  stem = out_dir / track_stem(name, track_id)
+  return (
+    [stem.with_name(stem.name + ".npz")]
+    + ([stem.with_name(stem.name + ".bvh")] if bvh else [])
+    + ([stem.with_name(stem.name + ".pk")] if pk else [])
+  )
+
+
+def existing_track_files(out_dir: Path, name: str) -> list[Path]:
+  """Files ``<name>_track<digits>.{npz,bvh,pk}`` already in ``out_dir`` (an
+  earlier run's tracks: replaced by a new run of the same video)."""
+  if not out_dir.is_dir():
+    return []
+  pattern = re.compile(
+    re.escape(name) + r"_track\d+(" + "|".join(map(re.escape, TRACK_EXTS)) + ")"
+  )
+  return sorted(
+    p for p in out_dir.iterdir() if p.is_file() and pattern.fullmatch(p.name)
+  )
+
+
+def person_rgb(person: int) -> np.ndarray:
+  """[3] RGB float colour of a track id / person index (stable: the id
+  modulo :data:`PERSON_COLORS`)."""
+  return np.asarray(PERSON_COLORS[int(person) % len(PERSON_COLORS)], float)
+
+
+def person_face_colors(part_colors: np.ndarray, person: int) -> np.ndarray:
+  """[F, 3] face colours of one person: the body-part colours tinted with
+  the person's colour (:data:`PERSON_TINT`)."""
+  part = np.asarray(part_colors, np.float64)
+  return (1 - PERSON_TINT) * part + PERSON_TINT * person_rgb(person)
+
+
+def _merge_meshes(vertices, faces, face_colors):
+  """One mesh (or a list of meshes sharing ``faces``) -> ([V', 3], [F', 3],
+  [F', 3] or None); None vertices for an empty list."""
+  faces = np.asarray(faces, np.int64)
+  if not isinstance(vertices, (list, tuple)):
+    return np.asarray(vertices, np.float64), faces, face_colors
+  if not vertices:
+    return None, faces[:0], None
+  nv = np.asarray(vertices[0]).shape[0]
+  verts = np.concatenate([np.asarray(v, np.float64) for v in vertices])
+  merged = np.concatenate([faces + k * nv for k in range(len(vertices))])
+  colors = None
+  if face_colors is not None:
+    if isinstance(face_colors, (list, tuple)):
+      colors = np.concatenate([np.asarray(c, np.float64) for c in face_colors])
+    else:
+      colors = np.tile(np.asarray(face_colors, np.float64), (len(vertices), 1))
+  return verts, merged, colors
 
 
 def render_overlay(
   image_bgr: np.ndarray,
-  vertices_cam: np.ndarray,
+  vertices_cam,
   faces: np.ndarray,
   camera: Camera,
-  face_colors: np.ndarray | None = None,
+  face_colors=None,
   alpha: float = OVERLAY_ALPHA,
 ) -> np.ndarray:
   """[H, 2W, 3] uint8 BGR: mesh over the image | side view on white.
 
-  The side view turns the mesh 90 degrees about the vertical axis through its
-  centroid and frames it with the same focal length.
+  ``vertices_cam`` is one [V, 3] mesh or a list of them (several people,
+  all sharing ``faces``; an empty list draws nobody), ``face_colors`` one
+  [F, 3] array (for every mesh) or a list of them (one per mesh). Several
+  meshes are rasterised together (correct occlusion). The side view turns
+  the meshes 90 degrees about the vertical axis through their centroid and
+  frames them with the same focal length.
   """
   from hybrik_jax import render
 
   h, w = image_bgr.shape[:2]
+  verts, faces, face_colors = _merge_meshes(vertices_cam, faces, face_colors)
+  if verts is None:
+    white = np.full((h, w, 3), 255, np.uint8)
+    return np.ascontiguousarray(np.concatenate([image_bgr, white], axis=1))
   rgb = np.ascontiguousarray(image_bgr[..., ::-1])
   front = render.render_mesh(
-    vertices_cam,
+    verts,
     faces,
     camera.focal,
     camera.princpt,
@@ -94,7 +198,7 @@ def render_overlay(
   )
   mask = front["mask"][..., None]
   blend = np.where(mask, alpha * front["image"] + (1 - alpha) * rgb, rgb)
-  side_verts = render.side_view(vertices_cam)
+  side_verts = render.side_view(verts)
   fitted, focal, princpt = render.fit_camera(
     side_verts, (h, w), focal=camera.focal, margin=0.08
   )
@@ -105,18 +209,72 @@ def render_overlay(
   return np.ascontiguousarray(panel[..., ::-1])
 
 
+def draw_labels(
+  panel_bgr: np.ndarray,
+  boxes_xywh: Sequence[np.ndarray],
+  persons: Sequence[int],
+  prefix: str = "id",
+) -> np.ndarray:
+  """Draws each person's box and ``<prefix> <n>`` label, in the person's
+  colour (:func:`person_rgb`), on the left panel of an overlay (in place;
+  returned)."""
+  h, w = panel_bgr.shape[0], panel_bgr.shape[1] // 2
+  thick = max(1, round(min(h, w) / 240))
+  scale = max(0.35, min(h, w) / 600)
+  for box, person in zip(boxes_xywh, persons):
+    x, y, bw, bh = (float(v) for v in box)
+    x1, y1 = int(round(max(x, 0))), int(round(max(y, 0)))
+    x2, y2 = int(round(min(x + bw, w - 1))), int(round(min(y + bh, h - 1)))
+    color = tuple(int(c) for c in person_rgb(person)[::-1])  # BGR
+    cv2.rectangle(panel_bgr, (x1, y1), (x2, y2), color, thick)
+    text = f"{prefix} {int(person)}"
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    ty = y1 - 2 if y1 - th - base - 2 >= 0 else y1 + th + 2
+    cv2.rectangle(
+      panel_bgr, (x1, ty - th - 2), (min(x1 + tw + 2, w - 1), ty + 2), color, -1
+    )
+    cv2.putText(
+      panel_bgr,
+      text,
+      (x1 + 1, ty),
+      cv2.FONT_HERSHEY_SIMPLEX,
+      scale,
+      (255, 255, 255),
+      1,
+      cv2.LINE_AA,
+    )
+  return panel_bgr
+
+
 def write_obj(
-  path: str | Path, vertices: np.ndarray, faces: np.ndarray
+  path: str | Path,
+  vertices,
+  faces: np.ndarray,
+  names: Sequence[str] | None = None,
 ) -> None:
-  """Wavefront OBJ: ``v x y z`` (metres) and 1-based ``f i j k``."""
-  vertices = np.asarray(vertices, np.float64)
-  faces = np.asarray(faces, np.int64) + 1
+  """Wavefront OBJ: ``v x y z`` (metres) and 1-based ``f i j k``.
+
+  ``vertices`` is one [V, 3] mesh, or a list of meshes sharing ``faces``
+  written as objects ``o <names[k]>`` (default ``person<k>``; an empty list
+  writes the header only).
+  """
+  faces = np.asarray(faces, np.int64)
   lines = [
     "# hybrik-jax demo mesh: camera frame (OpenCV: x right, y down, "
     "z forward), metres"
   ]
-  lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
-  lines += [f"f {a} {b} {c}" for a, b, c in faces]
+  if isinstance(vertices, (list, tuple)):
+    meshes = [np.asarray(v, np.float64) for v in vertices]
+    names = names or [f"person{k}" for k in range(len(meshes))]
+  else:
+    meshes, names = [np.asarray(vertices, np.float64)], None
+  offset = 1
+  for k, verts in enumerate(meshes):
+    if names is not None:
+      lines.append(f"o {names[k]}")
+    lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in verts]
+    lines += [f"f {a} {b} {c}" for a, b, c in faces + offset]
+    offset += verts.shape[0]
   Path(path).write_text("\n".join(lines) + "\n")
 
 
@@ -157,3 +315,30 @@ def result_arrays(
   if stack:
     return {k: np.stack([r[k] for r in results]) for k in NPZ_KEYS}
   return {k: np.asarray(results[0][k]) for k in NPZ_KEYS}
+
+
+def empty_result_arrays(num_vertices: int) -> dict[str, np.ndarray]:
+  """The stacked arrays of nobody: ``result_arrays`` shapes with a leading 0
+  (``num_vertices``: the body model's V)."""
+  shapes = {
+    "pose": (24, 3, 3),
+    "betas": (10,),
+    "phis": (23, 2),
+    "xyz_24": (24, 3),
+    "xyz_17": (17, 3),
+    "uvd": (29, 3),
+    "uv": (29, 2),
+    "vertices": (num_vertices, 3),
+    "pelvis_cam": (3,),
+    "pelvis_prior": (3,),
+    "placement_fit": (),
+    "t0": (3,),
+    "joint_root_mm": (3,),
+    "focal": (),
+    "princpt": (2,),
+    "bbox_xywh": (4,),
+  }
+  return {
+    k: np.zeros((0,) + shapes[k], bool if k == "placement_fit" else np.float32)
+    for k in NPZ_KEYS
+  }

@@ -1,18 +1,32 @@
-"""Single-person HybrIK demo: image / folder / video in, mesh overlay out.
+"""HybrIK demo: image / folder / video in, mesh overlays and tracks out.
 
 The logic behind ``demo.py``: :func:`run` checks the inputs
-(:mod:`hybrik_jax.demo.inputs`), loads the checkpoint, runs the
-:class:`~hybrik_jax.demo.predictor.Predictor` over batches of images or
-video frames and writes the results (:mod:`hybrik_jax.demo.outputs`). No
-person detector is used (nothing can be downloaded): the person box is the
-whole image unless ``--bbox`` or ``--bbox-file`` gives one. The camera
-convention is in :mod:`hybrik_jax.demo.camera`, the mesh placement in
-:mod:`hybrik_jax.demo.placement`.
+(:mod:`hybrik_jax.demo.inputs`), loads the checkpoint (and the person
+detector, :mod:`hybrik_jax.demo.detector`, if one is given), runs the
+:class:`~hybrik_jax.demo.predictor.Predictor` over batches of people in
+images or video frames and writes the results
+(:mod:`hybrik_jax.demo.outputs`; videos: :mod:`hybrik_jax.demo.video`).
+
+Where the people come from, first match wins:
+
+1. ``--bbox`` / ``--bbox-file`` (a warning if ``--detector`` is given too:
+   it is not used). A box file listing several boxes per key is
+   multi-person (:func:`~hybrik_jax.demo.inputs.is_multi_person`).
+2. ``--detector model.onnx``: every person the detector finds
+   (multi-person).
+3. Neither: one person, the whole image.
+
+Multi-person runs draw each person in its own colour, and track the people
+of a video (per-track outputs); single-person runs keep the one-person
+output layout. The camera convention is in :mod:`hybrik_jax.demo.camera`,
+the mesh placement in :mod:`hybrik_jax.demo.placement`.
 
 Output files have unique names (:func:`~hybrik_jax.demo.outputs.output_names`).
 Files of an earlier run in the same output folder are replaced, with one
-warning (before the model is loaded) saying how many; an output that would
-replace one of the inputs is refused.
+warning (before the model is loaded) saying how many (for a multi-person
+video: its overlay and every ``<name>_track<id>.*`` file there, since the
+new run's tracks are not known in advance); an output that would replace
+one of the inputs is refused.
 """
 
 from __future__ import annotations
@@ -31,19 +45,24 @@ from hybrik_jax.demo.inputs import (
   VIDEO_EXTS,
   DemoError,
   bbox_for,
-  iter_video,
+  is_multi_person,
   list_images,
   load_bbox_file,
   load_image,
   parse_bbox,
+  people_for,
   video_info,
 )
 from hybrik_jax.demo.outputs import (
+  draw_labels,
+  empty_result_arrays,
+  existing_track_files,
   image_output_paths,
   output_names,
+  person_face_colors,
   render_overlay,
   result_arrays,
-  video_output_paths,
+  track_output_paths,
   write_obj,
 )
 from hybrik_jax.demo.predictor import Predictor, resolve_image_size
@@ -88,6 +107,30 @@ def _imwrite(path: Path, image: np.ndarray) -> None:
     raise DemoError(f"cannot write {path}")
 
 
+def _people_fn(boxes, default_box, detector, multi: bool):
+  """``people_fn(image, keys, what) -> ([N, 4] xywh, [N] scores)`` of a run
+  (see the module docstring; ``warned`` state shared by the run)."""
+  warned: list = []
+  if detector is not None:
+    from hybrik_jax.demo.detector import xyxy_to_xywh
+
+    def detect(image, keys, what):
+      xyxy, scores = detector.detect(image)
+      return xyxy_to_xywh(np.asarray(xyxy, np.float64)), scores
+
+    return detect
+
+  def given(image, keys, what):
+    h, w = image.shape[:2]
+    if multi:
+      xywh = people_for(boxes, keys, default_box, h, w, what, warned)
+    else:
+      xywh = bbox_for(boxes, keys, default_box, h, w, what, warned)[None]
+    return xywh, np.ones(len(xywh))
+
+  return given
+
+
 def run(
   checkpoint: str | Path,
   input_path: str | Path,
@@ -102,6 +145,15 @@ def run(
   progress: bool = True,
   variables: Mapping[str, Any] | None = None,
   precision: str | None = None,
+  detector: str | Path | None = None,
+  detector_layout: str = "auto",
+  det_score: float = 0.5,
+  det_nms: float = 0.45,
+  person_class: int = 0,
+  smooth: str | None = None,
+  save_bvh: bool = False,
+  bvh_order: str = "ZYX",
+  save_pk: bool = False,
 ) -> dict:
   """Runs the demo on an image, a folder of images or a video.
 
@@ -110,28 +162,41 @@ def run(
     input_path: image file, folder of images, or video (.mp4, .avi, ...).
     out_dir: output folder (created).
     bbox: ``"x,y,w,h"`` person box for every image / frame.
-    bbox_file: per-image / per-frame boxes (format:
+    bbox_file: per-image / per-frame boxes, one or several per key (format:
       :mod:`hybrik_jax.demo.inputs`).
     focal: focal length in pixels (default ``max(H, W)``).
     image_size: network input size (default: the checkpoint's).
-    batch_size: images per jitted call.
+    batch_size: people (crops) per jitted call; a video's chunk of frames.
     person_height_m: root depth prior (metres spanned by the longer box side).
     placement: 'fit' or 'bbox' (:mod:`hybrik_jax.demo.placement`).
     progress: tqdm progress bars for folders and videos.
     variables: already loaded variables (skips loading ``checkpoint``).
     precision: ``lax.Precision`` name of the network's matmuls and
       convolutions ('high', 'highest'); None = the backend's default.
+    detector: person detector ONNX file (YOLOX / YOLOv8 export), used when
+      neither ``bbox`` nor ``bbox_file`` is given.
+    detector_layout, det_score, det_nms, person_class: the detector's
+      ``layout``, ``score_threshold``, ``nms_threshold``, ``person_class``
+      (:class:`~hybrik_jax.demo.detector.PersonDetector`).
+    smooth: None / 'none' or a :mod:`hybrik_jax.demo.smoothing` kind
+      ('oneeuro', 'gaus1d', 'savgol'), per video track.
+    save_bvh, bvh_order, save_pk: per-track BVH (Euler order) and ``.pk``
+      exports (videos).
 
   Returns:
     {'outputs': [written paths, all distinct], 'num_images': int, 'kind':
     'image' | 'folder' | 'video', 'replaced': how many of the outputs
-    existed before (replaced, with a warning)}.
+    existed before (replaced, with a warning), 'multi_person': bool}; videos
+    add 'tracks' {id: frames}, 'max_people', 'fps' and 'seconds' per stage
+    (:func:`hybrik_jax.demo.video.run_video`), images 'people' (per image).
 
   Raises:
     DemoError: bad input (missing checkpoint / input, unreadable image,
-      empty folder, bad box), or an output that would replace an input.
+      empty folder, bad box, export flags without a video), or an output
+      that would replace an input.
+    hybrik_jax.errors.InputError: a detector file that cannot be used.
   """
-  from tqdm import tqdm
+  from hybrik_jax.demo import video as demo_video
 
   checkpoint = Path(checkpoint)
   if not checkpoint.exists():
@@ -143,7 +208,21 @@ def run(
   boxes = load_bbox_file(bbox_file) if bbox_file is not None else None
   if focal is not None and not (math.isfinite(focal) and focal > 0):
     raise DemoError(f"--focal must be a positive number of pixels, got {focal}")
+  smooth = None if smooth in (None, "none") else smooth
+  if smooth is not None and smooth not in demo_video.SMOOTH_KINDS:
+    raise DemoError(
+      f"--smooth must be one of none, {', '.join(demo_video.SMOOTH_KINDS)}; "
+      f"got {smooth!r}"
+    )
   size = resolve_image_size(checkpoint, image_size)
+  if detector is not None and (bbox is not None or bbox_file is not None):
+    log.warning(
+      "--detector %s is not used: the boxes come from %s",
+      detector,
+      "--bbox-file" if bbox_file is not None else "--bbox",
+    )
+    detector = None
+  multi = detector is not None or is_multi_person(boxes)
 
   if input_path.is_dir():
     kind, items = "folder", list_images(input_path)
@@ -153,17 +232,48 @@ def run(
   else:
     kind, items = "image", [input_path]
     load_image(input_path)  # fail before loading the model
+  if kind != "video":
+    wanted = [
+      flag
+      for flag, on in (
+        ("--smooth", smooth is not None),
+        ("--save-bvh", save_bvh),
+        ("--save-pk", save_pk),
+      )
+      if on
+    ]
+    if wanted:
+      raise DemoError(
+        f"{', '.join(wanted)} need(s) a video --input, got the {kind} "
+        f"{input_path}"
+      )
   out_dir = Path(out_dir)
+  stale: list[Path] = []
   if kind == "video":
     names = [input_path.stem]
-    planned = video_output_paths(out_dir, names[0])
+    planned = [out_dir / f"{names[0]}_overlay.mp4"]
+    if multi:
+      stale = existing_track_files(out_dir, names[0])
+    else:
+      planned += track_output_paths(out_dir, names[0], None, save_bvh, save_pk)
   else:
     names = output_names(items)
     planned = [p for n in names for p in image_output_paths(out_dir, n)]
   replaced = _check_outputs(
-    planned, [input_path] if items is None else items, out_dir
+    planned + stale, [input_path] if items is None else items, out_dir
   )
 
+  person_detector = None
+  if detector is not None:
+    from hybrik_jax.demo.detector import PersonDetector
+
+    person_detector = PersonDetector(
+      detector,
+      layout=detector_layout,
+      score_threshold=det_score,
+      nms_threshold=det_nms,
+      person_class=person_class,
+    )
   if variables is None:
     from hybrik_jax.train import checkpointing
 
@@ -171,22 +281,66 @@ def run(
       variables = checkpointing.load_inference_variables(checkpoint)
     except (checkpointing.CheckpointNotFoundError, OSError, ValueError) as e:
       raise DemoError(f"cannot load checkpoint {checkpoint}: {e}") from None
-  if kind == "video":
-    batch_size = min(batch_size, max(video_info(input_path)[1], 1))
-  else:
-    batch_size = min(batch_size, len(items))
+  if not multi:
+    if kind == "video":
+      batch_size = min(batch_size, max(video_info(input_path)[1], 1))
+    else:
+      batch_size = min(batch_size, len(items))
   predictor = Predictor(
     variables, size, batch_size, person_height_m, placement, precision
   )
+  people_fn = _people_fn(boxes, default_box, person_detector, multi)
   out_dir.mkdir(parents=True, exist_ok=True)
   if kind == "video":
-    result = _run_video(
-      predictor, input_path, planned, default_box, boxes, focal, progress
+    result = demo_video.run_video(
+      predictor,
+      input_path,
+      out_dir,
+      names[0],
+      people_fn,
+      multi,
+      focal=focal,
+      smooth=smooth,
+      save_bvh=save_bvh,
+      bvh_order=bvh_order,
+      save_pk=save_pk,
+      progress=progress,
+      stale=stale,
     )
-    return {**result, "replaced": replaced}
-  name_of = dict(zip(items, names))
+    return {**result, "replaced": replaced, "multi_person": multi}
+  result = _run_images(
+    predictor,
+    input_path,
+    kind,
+    items,
+    names,
+    out_dir,
+    people_fn,
+    multi,
+    focal,
+    progress,
+  )
+  return {**result, "replaced": replaced, "multi_person": multi}
 
-  outputs, warned = [], []
+
+def _run_images(
+  predictor: Predictor,
+  input_path: Path,
+  kind: str,
+  items: Sequence[Path],
+  names: Sequence[str],
+  out_dir: Path,
+  people_fn,
+  multi: bool,
+  focal: float | None,
+  progress: bool,
+) -> dict:
+  """Runs an image or a folder (chunks of ``batch_size`` images, all their
+  people in one predictor call)."""
+  from tqdm import tqdm
+
+  name_of = dict(zip(items, names))
+  outputs, people_counts = [], []
   bar = tqdm(
     total=len(items),
     desc="demo",
@@ -194,112 +348,61 @@ def run(
     disable=not progress or kind == "image",
   )
   for chunk in _chunks(items, predictor.batch_size):
-    images, bboxes, cams = [], [], []
-    for path in chunk:
+    images, cams, crops, boxes, owner, scores = [], [], [], [], [], []
+    for i, path in enumerate(chunk):
       img = load_image(path)
       h, w = img.shape[:2]
       rel = str(path.relative_to(input_path)) if kind == "folder" else path.name
-      bboxes.append(
-        bbox_for(
-          boxes,
-          (rel, path.name, path.stem),
-          default_box,
-          h,
-          w,
-          f"{path}",
-          warned,
-        )
-      )
+      xywh, score = people_fn(img, (rel, path.name, path.stem), f"{path}")
       images.append(img)
       cams.append(default_camera(h, w, focal))
-    for path, img, cam, res in zip(
-      chunk, images, cams, predictor(images, bboxes, cams)
-    ):
+      for box, sc in zip(xywh, score):
+        crops.append(img)
+        boxes.append(np.asarray(box, np.float64))
+        owner.append(i)
+        scores.append(float(sc))
+    preds = predictor(crops, boxes, [cams[i] for i in owner]) if crops else []
+    for i, (path, img, cam) in enumerate(zip(chunk, images, cams)):
+      mine = [k for k, o in enumerate(owner) if o == i]
+      res = [preds[k] for k in mine]
       png, obj, npz = image_output_paths(out_dir, name_of[path])
-      overlay = render_overlay(
-        img, res["vertices"], predictor.faces, cam, predictor.face_colors
-      )
+      if multi:
+        overlay = render_overlay(
+          img,
+          [r["vertices"] for r in res],
+          predictor.faces,
+          cam,
+          [
+            person_face_colors(predictor.face_colors, p)
+            for p in range(len(res))
+          ],
+        )
+        draw_labels(
+          overlay, [r["bbox_xywh"] for r in res], range(len(res)), "person"
+        )
+        write_obj(obj, [r["vertices"] for r in res], predictor.faces)
+        arrays = (
+          result_arrays(res, stack=True)
+          if res
+          else empty_result_arrays(predictor.faces.max() + 1)
+        )
+        arrays["scores"] = np.asarray([scores[k] for k in mine], np.float32)
+      else:
+        (r,) = res
+        overlay = render_overlay(
+          img, r["vertices"], predictor.faces, cam, predictor.face_colors
+        )
+        write_obj(obj, r["vertices"], predictor.faces)
+        arrays = result_arrays(res, stack=False)
       _imwrite(png, overlay)
-      write_obj(obj, res["vertices"], predictor.faces)
-      np.savez(npz, **result_arrays([res], stack=False))
+      np.savez(npz, **arrays)
       outputs += [png, obj, npz]
+      people_counts.append(len(res))
       bar.update(1)
   bar.close()
   return {
     "outputs": outputs,
     "num_images": len(items),
     "kind": kind,
-    "replaced": replaced,
-  }
-
-
-def _run_video(
-  predictor: Predictor,
-  path: Path,
-  planned: Sequence[Path],
-  default_box,
-  boxes,
-  focal,
-  progress,
-) -> dict:
-  """Runs a video; ``planned`` = [overlay mp4, npz] (video_output_paths)."""
-  from tqdm import tqdm
-
-  fps, count = video_info(path)
-  mp4, npz = planned
-  writer, results, warned, index = None, [], [], 0
-  bar = tqdm(
-    total=count or None, desc="demo", unit="frame", disable=not progress
-  )
-  frames = iter_video(path)
-  try:
-    while True:
-      chunk = [f for _, f in zip(range(predictor.batch_size), frames)]
-      if not chunk:
-        break
-      h, w = chunk[0].shape[:2]
-      cam = default_camera(h, w, focal)
-      bboxes = [
-        bbox_for(
-          boxes,
-          (str(index + i),),
-          default_box,
-          h,
-          w,
-          f"{path} frame {index + i}",
-          warned,
-        )
-        for i in range(len(chunk))
-      ]
-      preds = predictor(chunk, bboxes, [cam] * len(chunk))
-      for frame, res in zip(chunk, preds):
-        overlay = render_overlay(
-          frame, res["vertices"], predictor.faces, cam, predictor.face_colors
-        )
-        if writer is None:
-          writer = cv2.VideoWriter(
-            str(mp4),
-            cv2.VideoWriter_fourcc(*"mp4v"),
-            fps,
-            (overlay.shape[1], overlay.shape[0]),
-          )
-          if not writer.isOpened():
-            raise DemoError(f"cannot write video {mp4}")
-        writer.write(overlay)
-        results.append(res)
-        bar.update(1)
-      index += len(chunk)
-  finally:
-    bar.close()
-    if writer is not None:
-      writer.release()
-  if not results:
-    raise DemoError(f"cannot read any frame of video {path}")
-  arrays = result_arrays(results, stack=True)
-  arrays["fps"] = np.float32(fps)
-  np.savez(npz, **arrays)
-  return {
-    "outputs": [mp4, npz],
-    "num_images": len(results),
-    "kind": "video",
+    "people": people_counts,
   }

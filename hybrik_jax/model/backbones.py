@@ -12,9 +12,12 @@ from __future__ import annotations
 import flax.linen as nn
 
 from hybrik_jax import errors
-from hybrik_jax.model import resnet
+from hybrik_jax.model import hrnet, resnet
 
-BACKBONES: dict[str, type[nn.Module]] = {"resnet34": resnet.ResNet34}
+BACKBONES: dict[str, type[nn.Module]] = {
+  "resnet34": resnet.ResNet34,
+  "hrnet_w48": hrnet.HRNetW48,
+}
 
 
 def get_backbone(name: str) -> type[nn.Module]:
