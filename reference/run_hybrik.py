@@ -513,6 +513,7 @@ def load_model(
     mean_beta,
     np.zeros(10) if init is None else init.detach().cpu().numpy(),
   )
+  info["smpl_file"] = str(smpl_file)  # the SMPL pickle the layer was built from
   model = build_model(smpl_file, h36m_file, mean_beta)
   model_state = model.state_dict()
   to_load, allowed, ignored = check_keys(model_state, state, smpl is not None)
@@ -627,22 +628,41 @@ def versions() -> dict:
   }
 
 
-def cmd_model(args) -> dict:
-  t_start = time.perf_counter()
+def start_run(args) -> tuple[bool, type]:
+  """Threads and the CUDA routing of a ``model``/``data`` run; returns
+  (float64 run?, numpy dtype of the outputs)."""
   f64 = args.dtype == "float64"
-  dtype = torch.float64 if f64 else torch.float32
-  np_dtype = np.float64 if f64 else np.float32
   torch.set_num_threads(args.threads)
-  route_cuda_to_cpu(dtype)
-  inputs, input_dtypes = read_inputs(args.inputs, np_dtype)
-  state, ck_info = read_checkpoint(args.checkpoint, args.trust_pickle)
-  with tempfile.TemporaryDirectory(prefix="run_hybrik_") as tmp:
-    model, load_info = load_model(state, Path(tmp), args.smpl, args.h36m)
+  route_cuda_to_cpu(torch.float64 if f64 else torch.float32)
+  return f64, (np.float64 if f64 else np.float32)
+
+
+def set_run_dtype(model, f64: bool) -> None:
+  """Eval mode; in a float64 run also the weights and the body-model dtypes
+  (``HybrIKSMPL.dtype`` and ``HybrIKHead.smpl_dtype`` are hard-coded)."""
   if f64:
     model.double()
     model.smpl.dtype = torch.float64
     model.head.smpl_dtype = torch.float64
   model.eval()
+
+
+def write_outputs(out: Path, arrays: Mapping, meta: Mapping) -> None:
+  """OUT.npz with ``meta`` as a JSON string, written atomically."""
+  out.parent.mkdir(parents=True, exist_ok=True)
+  part = out.with_name(out.name + ".part.npz")
+  np.savez(part, **arrays, meta=np.array(json.dumps(meta)))
+  os.replace(part, out)
+
+
+def cmd_model(args) -> dict:
+  t_start = time.perf_counter()
+  f64, np_dtype = start_run(args)
+  inputs, input_dtypes = read_inputs(args.inputs, np_dtype)
+  state, ck_info = read_checkpoint(args.checkpoint, args.trust_pickle)
+  with tempfile.TemporaryDirectory(prefix="run_hybrik_") as tmp:
+    model, load_info = load_model(state, Path(tmp), args.smpl, args.h36m)
+  set_run_dtype(model, f64)
   t_built = time.perf_counter()
 
   captured = {}
@@ -697,10 +717,7 @@ def cmd_model(args) -> dict:
     "seconds_build": round(t_built - t_start, 3),
     "seconds_forward": round(t_forward - t_built, 3),
   }
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  tmp_out = args.out.with_name(args.out.name + ".part.npz")
-  np.savez(tmp_out, **arrays, meta=np.array(json.dumps(meta)))
-  os.replace(tmp_out, args.out)
+  write_outputs(args.out, arrays, meta)
   return {
     "out": str(args.out),
     "keys": sorted(arrays),
@@ -835,34 +852,20 @@ def cmd_data(args) -> dict:
   from mmcv.parallel import collate
 
   t_start = time.perf_counter()
-  f64 = args.dtype == "float64"
-  dtype = torch.float64 if f64 else torch.float32
-  np_dtype = np.float64 if f64 else np.float32
-  torch.set_num_threads(args.threads)
-  route_cuda_to_cpu(dtype)
+  f64, np_dtype = start_run(args)
   torch.Tensor.cuda = lambda self, *a, **k: self  # forward_test's .cuda()
   metrics = [m for m in (args.metrics or "").split(",") if m]
   state, ck_info = read_checkpoint(args.checkpoint, args.trust_pickle)
   with tempfile.TemporaryDirectory(prefix="run_hybrik_") as tmp:
     folder = Path(tmp)
     model, load_info = load_model(state, folder / "model", args.smpl, args.h36m)
-    smpl_file = (
-      resolve_smpl_file(args.smpl, args.h36m, folder / "model")[0]
-      if args.smpl is not None
-      else folder / "model" / "smpl" / "SMPL_NEUTRAL.pkl"
-    )
-    dataset = build_dataset(
-      args, folder / "root", smpl_file if "pve" in metrics else None
-    )
+    smpl_file = Path(load_info["smpl_file"]) if "pve" in metrics else None
+    dataset = build_dataset(args, folder / "root", smpl_file)
     n_data = len(dataset)
     n = n_data if args.num == 0 else min(args.num, n_data)
     if metrics and n != n_data:
       raise RunError("--metrics evaluates the whole file: use --num 0")
-    if f64:
-      model.double()
-      model.smpl.dtype = torch.float64
-      model.head.smpl_dtype = torch.float64
-    model.eval()
+    set_run_dtype(model, f64)
     t_built = time.perf_counter()
 
     captured = {}
@@ -944,10 +947,7 @@ def cmd_data(args) -> dict:
     "seconds_build": round(t_built - t_start, 3),
     "seconds_forward": round(t_forward - t_built, 3),
   }
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  tmp_out = args.out.with_name(args.out.name + ".part.npz")
-  np.savez(tmp_out, **arrays, meta=np.array(json.dumps(meta)))
-  os.replace(tmp_out, args.out)
+  write_outputs(args.out, arrays, meta)
   return {
     "out": str(args.out),
     "num_samples": n,

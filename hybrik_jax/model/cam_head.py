@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hybrik_jax.data import conventions
 from hybrik_jax.model.head import (
   FC_DIM,
   ConvTranspose4x4S2,
@@ -55,19 +56,10 @@ DEPTH_FACTOR = 2.2  # metres: MODEL.BBOX_3D_SHAPE[2] * 1e-3 of both configs
 SIGMA_WEIGHT = 10.0
 NUM_SCALE_JOINTS = 24  # update_scale uses the 24 SMPL joints
 
-# Left/right pairs (index pairs swapped by a horizontal flip).
-JOINT_PAIRS_24 = (
-  (1, 2),
-  (4, 5),
-  (7, 8),
-  (10, 11),
-  (13, 14),
-  (16, 17),
-  (18, 19),
-  (20, 21),
-  (22, 23),
-)
-JOINT_PAIRS_29 = JOINT_PAIRS_24 + ((25, 26), (27, 28))
+# Left/right pairs (index pairs swapped by a horizontal flip): mmhuman3d's
+# get_flip_pairs('smpl') / ('hybrik_29'), the same tables as the authors'.
+JOINT_PAIRS_24 = conventions.SMPL_FLIP_PAIRS
+JOINT_PAIRS_29 = conventions.HYBRIK29_FLIP_PAIRS
 
 
 def flip_permutation(num: int, pairs, offset: int = 0) -> np.ndarray:
