@@ -9,8 +9,11 @@ Usage:
 
 The output folder holds ``variables/`` (orbax checkpoint), ``report.json`` and,
 for HybrIK checkpoints, ``smpl_neutral.npz`` (the SMPL model carried by the
-checkpoint). Exits with status 1 and a one-line message on bad input, 2 on a
-bad command line (see :mod:`hybrik_jax.cli`).
+checkpoint). Recognises mmhuman3d's ``resnet34_hybrik_mixed`` and the
+original authors' HRNet-W48 / ResNet-34 camera models from the keys and
+records which in ``report.json`` (``architecture``). Exits with status 2 and
+a one-line ``error: ...`` on bad input or a bad command line (see
+:mod:`hybrik_jax.cli`).
 """
 
 from __future__ import annotations
@@ -100,6 +103,8 @@ def main(argv=None) -> int:
     f"converted {report['source']['file']} "
     f"(sha256 {report['source']['sha256'][:12]}) -> {out_dir}"
   )
+  if "architecture" in report:
+    print(f"  architecture: {report['architecture']}")
   print(
     f"  tensors: {tensors['total']} total, {tensors['mapped']} mapped, "
     f"{tensors['ignored']} ignored"

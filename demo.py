@@ -34,7 +34,13 @@ video's people are tracked (SORT): ``<name>_track<id>.npz`` per person
 ``<name>.bvh`` / ``.pk``). ``--smooth`` filters each track's poses,
 vertices and translation over time. The camera convention, the crop, the
 ``--bbox-file`` format and the video outputs are described in
-``hybrik_jax/demo/`` (package docstring: a map of its modules). Flags follow
+``hybrik_jax/demo/`` (package docstring: a map of its modules).
+
+The authors' camera models (a conversion of their HRNet-W48 / ResNet-34
+"with predicted camera" checkpoints) place every person with the network's
+own camera: ``transl`` in the npz, focal 1000 px per 256-px crop;
+``--focal``, ``--person-height`` and ``--placement`` do not apply, and
+``--flip-test`` turns on the HRNet model's flip test. Flags follow
 :mod:`hybrik_jax.cli` (``--bbox-file`` == ``--bbox_file``).
 """
 
@@ -171,6 +177,13 @@ def define_flags(fv: flags.FlagValues) -> None:
     "Pelvis position: 2D reprojection fit, or the box depth prior.",
     flag_values=fv,
   )
+  flags.DEFINE_bool(
+    "flip_test",
+    False,
+    "The authors' flip test (HRNet-W48 camera checkpoints only; their "
+    "demo's default).",
+    flag_values=fv,
+  )
   flags.DEFINE_bool("no_progress", False, "Hide progress bars.", flag_values=fv)
   flags.DEFINE_enum(
     "precision",
@@ -214,6 +227,7 @@ def main(argv=None) -> int:
       save_bvh=args.save_bvh,
       bvh_order=args.bvh_order,
       save_pk=args.save_pk,
+      flip_test=args.flip_test,
     )
   except errors.InputError as e:
     print(f"error: {cli.one_line(e)}", file=sys.stderr)

@@ -123,6 +123,16 @@ def main(argv=None) -> int:
     config.data.eval_batch_size = fv.batch_size
 
   variables, ckpt = checkpointing.load_inference_checkpoint(fv.checkpoint)
+  if ckpt["architecture"] != "mmhuman3d_resnet34":
+    # Their data pipeline (crop, normalisation, 2.2 m depth box) and
+    # protocol differ from mmhuman3d's; running them through this one
+    # would print wrong numbers.
+    raise errors.InputError(
+      f"{fv.checkpoint} is the authors' {ckpt['architecture']} model: "
+      "evaluate.py implements mmhuman3d's protocol for its ResNet-34 model "
+      "only (the authors' 3DPW/H36M protocol is not implemented yet); use "
+      "demo.py or hybrik_jax.model.hybrik_cam.predict"
+    )
   result = protocol.evaluate_dataset(
     variables,
     builders.make_eval_data(config, ds),

@@ -46,6 +46,18 @@ right-hand side cloned first: ``new[x] = old[x - 1]``, ``new[0] = old[0]``);
 ``meta['flip_inplace_vs_intended']`` records how far the literal in-place
 code lands from it on this machine.
 
+``--demo`` instead writes ``demo_<arch>.npz`` only (the other files are
+left as they are): the authors' image demo path (``scripts/demo_image.py``)
+on a synthetic 640 x 480 picture with a tight box, using the committed
+recipe + BatchNorm statistics: their ``SimpleTransform3DSMPLCam
+.test_transform`` (crop, enlarged box, image centre), the forward with the
+boxes (HRNet: ``flip_test=True`` as their demo, with the intended flip
+shift), ``transl``, their focal ``1000 / 256 * box width``, and the pixel
+positions of the mesh as their PyTorch3D renderer projects it (rotation by
+180 degrees about z, ``PerspectiveCameras`` with NDC focal
+``2 f / min(H, W)``: ``u = f X / Z + W / 2`` in continuous pixel
+coordinates, stored as integer-centred ``u - 0.5``).
+
 Exit status 0 on success (a JSON summary on stdout), 1 on a failed check.
 """
 
@@ -97,6 +109,8 @@ HEATMAP_SUB = (
 )
 FEAT_SUB = (slice(None), slice(None, None, 4))
 VERT_SUB = 3  # every 3rd vertex
+DEMO_SEED = 3000
+DEMO_TIGHT_BOX = (130.0, 20.0, 350.0, 470.0)  # xyxy in the 640 x 480 image
 COMMIT: str | None = None  # --authors-commit
 
 
@@ -611,6 +625,116 @@ def make_arch(arch: str, authors_src: Path, out_dir: Path, work: Path) -> dict:
   return meta
 
 
+def demo_image() -> np.ndarray:
+  """[480, 640, 3] uint8 RGB: a person picture and a strip of another."""
+  left = to_uint8(person_image(DEMO_SEED, 480))
+  right = to_uint8(person_image(DEMO_SEED + 1, 480))[:, :160]
+  return np.ascontiguousarray(np.concatenate([left, right], axis=1))
+
+
+def make_demo(arch: str, authors_src: Path, out_dir: Path, work: Path) -> dict:
+  """demo_<arch>.npz: the authors' demo_image.py path (module docstring)."""
+  import importlib
+
+  # hybrik.utils.presets' __init__ also imports the SMPL-X transform, which
+  # builds an SMPL-X layer at import time (model files we do not have): load
+  # the package without running it, then only the module the demo uses.
+  import hybrik.utils
+  from easydict import EasyDict
+
+  presets = types.ModuleType("hybrik.utils.presets")
+  presets.__path__ = [str(Path(hybrik.utils.__file__).parent / "presets")]
+  sys.modules.setdefault("hybrik.utils.presets", presets)
+  SimpleTransform3DSMPLCam = importlib.import_module(
+    "hybrik.utils.presets.simple_transform_3d_smpl_cam"
+  ).SimpleTransform3DSMPLCam
+
+  cfg = load_cfg(authors_src, arch)
+  model = build_model(authors_src, work, arch)
+  keys = json.loads((out_dir / f"{arch}_keys.json").read_text())
+  with np.load(out_dir / f"{arch}_bn_stats.npz", allow_pickle=False) as z:
+    saved = {k: z[k] for k in z.files}
+  load_recipe(model, build_state_dict(arch, saved, keys))
+  bbox_3d_shape = [v * 1e-3 for v in cfg.MODEL.BBOX_3D_SHAPE]
+  dummy_set = EasyDict(
+    joint_pairs_17=None,
+    joint_pairs_24=None,
+    joint_pairs_29=None,
+    bbox_3d_shape=bbox_3d_shape,
+  )
+  transformation = SimpleTransform3DSMPLCam(
+    dummy_set,
+    scale_factor=cfg.DATASET.SCALE_FACTOR,
+    color_factor=cfg.DATASET.COLOR_FACTOR,
+    occlusion=cfg.DATASET.OCCLUSION,
+    input_size=cfg.MODEL.IMAGE_SIZE,
+    output_size=cfg.MODEL.HEATMAP_SIZE,
+    depth_dim=cfg.MODEL.EXTRA.DEPTH_DIM,
+    bbox_3d_shape=bbox_3d_shape,
+    rot=cfg.DATASET.ROT_FACTOR,
+    sigma=cfg.MODEL.EXTRA.SIGMA,
+    train=False,
+    add_dpg=False,
+    loss_type=cfg.LOSS["TYPE"],
+  )
+  image = demo_image()
+  flip = arch == "hrnet_w48_cam"
+  if flip:
+    model.flip_heatmap = intended_flip_heatmap(model)
+  pose_input, bbox, img_center = transformation.test_transform(
+    image, list(DEMO_TIGHT_BOX)
+  )
+  with torch.no_grad():
+    out = model(
+      pose_input[None],
+      flip_test=flip,
+      bboxes=torch.from_numpy(np.array(bbox)).unsqueeze(0).float(),
+      img_center=torch.from_numpy(img_center).unsqueeze(0).float(),
+    )
+  transl = out.transl.detach()[0].numpy().astype(np.float64)
+  x1, y1, x2, y2 = bbox
+  focal = 1000.0 / 256 * (x2 - x1)
+  verts = out.pred_vertices.detach()[0].numpy().astype(np.float64)
+  cam = verts + transl  # [V, 3]
+  h, w = image.shape[:2]
+  # PyTorch3D after the z rotation: pixel = centre + f * (X, Y) / Z.
+  uv = focal * cam[:, :2] / cam[:, 2:3] + np.array([w / 2.0, h / 2.0])
+  res = {
+    "image_rgb": image,
+    "tight_bbox_xyxy": np.asarray(DEMO_TIGHT_BOX, np.float64),
+    "bbox_xyxy": np.asarray(bbox, np.float64),
+    "img_center": np.asarray(img_center, np.float64),
+    "pose_input": pose_input.numpy().transpose(1, 2, 0).astype(np.float32),
+    "flip_test": np.asarray(flip),
+    "transl": transl,
+    "focal": np.float64(focal),
+    "pred_vertices": verts[::VERT_SUB],
+    "uv_vertices": (uv - 0.5)[::VERT_SUB],
+    "pred_uvd_jts": out.pred_uvd_jts.detach()[0].numpy().astype(np.float64),
+  }
+  meta = {
+    "arch": arch,
+    "authors_commit": git_commit(authors_src, COMMIT),
+    "torch": torch.__version__,
+    "threads": torch.get_num_threads(),
+    "vert_sub": VERT_SUB,
+    "uv_convention": "integer pixel centres (PyTorch3D continuous - 0.5)",
+  }
+  res["meta"] = np.array(json.dumps(meta))
+  np.savez_compressed(out_dir / f"demo_{arch}.npz", **res)
+  span = uv.max(0) - uv.min(0)
+  if not (
+    np.all(np.isfinite(uv)) and np.all(span > 20) and cam[:, 2].min() > 0
+  ):
+    raise CheckError(f"demo {arch}: degenerate projection (span {span})")
+  return {
+    **meta,
+    "focal": float(focal),
+    "transl": transl.tolist(),
+    "uv_span": span.tolist(),
+  }
+
+
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--authors-src", type=Path, required=True)
@@ -619,6 +743,9 @@ def main(argv=None) -> int:
     "--arch", nargs="+", default=list(CONFIGS), choices=list(CONFIGS)
   )
   ap.add_argument("--threads", type=int, default=2)
+  ap.add_argument(
+    "--demo", action="store_true", help="write demo_<arch>.npz only"
+  )
   ap.add_argument(
     "--authors-commit",
     help="commit of --authors-src (default: git rev-parse, or a COMMIT file)",
@@ -638,7 +765,8 @@ def main(argv=None) -> int:
     prepare_workdir(src, work)
     try:
       for arch in args.arch:
-        summary[arch] = make_arch(arch, src, args.out, work)
+        make = make_demo if args.demo else make_arch
+        summary[arch] = make(arch, src, args.out, work)
     except CheckError as e:
       print(f"make_authors_goldens: check failed: {e}", file=sys.stderr)
       return 1

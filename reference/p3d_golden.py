@@ -274,6 +274,8 @@ def _compare(got: np.ndarray, want: np.ndarray) -> dict:
       np.allclose(got, want, rtol=1e-6, atol=1e-6, equal_nan=True)
     )
     res["max_abs_diff"] = float(np.max(np.abs(got - want)[both], initial=0.0))
+    res["want_abs_max"] = float(np.max(np.abs(want)[both], initial=0.0))
+    res["size"] = int(want.size)
     res["n_differ"] = int(
       np.sum(~((got == want) | (np.isnan(got) & np.isnan(want))))
     )

@@ -511,7 +511,7 @@ def test_error_bad_smpl_buffers(tmp_path, state_dict):
 
 
 def test_cli_subprocess_exit_code(tmp_path):
-  """The script itself: exit status 1 and one stderr line, no traceback."""
+  """The script itself: exit status 2 and one stderr line, no traceback."""
   path = tmp_path / "random.pth"
   path.write_bytes(np.random.default_rng(0).bytes(1000))
   out = tmp_path / "out"

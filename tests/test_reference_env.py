@@ -7,15 +7,17 @@ script) relocates the venv.
 
 * ``reference/p3d_golden.py check``: reference/p3d_rotations.py, the stand-in
   for pytorch3d's rotation conversions, reproduces pytorch3d v0.7.4's outputs
-  and input gradients bit for bit
-  (``tests/fixtures/reference/p3d_v0.7.4_rotations.npz``).
+  and input gradients (``tests/fixtures/reference/p3d_v0.7.4_rotations.npz``)
+  bit for bit on the CPU they were made on, within one or two machine
+  epsilons in a few elements on others.
 * ``reference/check_env.py``: mmhuman3d's HybrIK imports through
   reference/refenv.py's stubs and its head builds on CPU, with the state_dict
   keys/shapes of tests/fixtures/checkpoint_keys.json.
 * ``reference/run_hybrik.py``: the whole model (``model``) on the recipe
-  checkpoint reproduces golden_model.npz (bit for bit against the fixture's
-  procedure on this machine, within the reference's float32 noise against
-  the stored file), its float64 mode, the three checkpoint formats of
+  checkpoint reproduces golden_model.npz (against the fixture's procedure on
+  this machine: bit for bit up to the body model, the IK / SMPL outputs
+  within float32 rounding; within the reference's float32 noise against the
+  stored file), its float64 mode, the three checkpoint formats of
   ``save`` (read by ``model`` and by convert_torch_weights.py), and the
   refusal of foreign checkpoints.
 """
@@ -83,19 +85,49 @@ def _run_json(python: Path, *args: str) -> tuple[int, dict]:
     )
 
 
-def test_rotation_shim_matches_pytorch3d_v074_bit_for_bit(ref_python):
+# How far the shim may sit from the stored pytorch3d outputs on a CPU other
+# than the one they were made on (where every case is bit for bit): torch's
+# vectorised kernels round differently per CPU, and on the CI machine and
+# on an AVX-512 AMD EPYC (2026-12-07) the same 21 of the 186 cases differ:
+# the unbatched Euler conversions in 1-2 of 9 elements, matrix_to_quaternion in
+# 5-27 elements of 512-1152, all by at most one machine epsilon of the
+# array's scale. A formula that merely approximates pytorch3d's (another
+# branch order, another atan2 / sqrt arrangement) differs in most cases,
+# in many elements and by more.
+SHIM_EPS_FACTOR = 4
+SHIM_MAX_DIFFERING_ELEMENTS = 0.1
+SHIM_MIN_BIT_IDENTICAL = 0.75
+
+
+def test_rotation_shim_matches_pytorch3d_v074(ref_python):
+  """Bit for bit on the fixture's CPU; elsewhere within a few machine
+  epsilons in few elements of a minority of cases."""
   assert GOLDEN.stat().st_size < 200_000
   rc, report = _run_json(
     ref_python, "reference/p3d_golden.py", "check", str(GOLDEN)
   )
   assert report["functions"] == P3D_FUNCTIONS
   assert report["missing"] == []
+  assert report["inputs_regenerate"]
   # 9 functions (Euler ones for 12 conventions) x float32/float64 x
   # (batched output, input gradient, unbatched output).
-  assert report["n_compared"] == (7 + 2 * 12) * 2 * 3
-  assert report["not_bit_identical"] == {}
-  assert report["bit_identical"] and rc == 0
+  n = (7 + 2 * 12) * 2 * 3
+  assert report["n_compared"] == n
   assert report["meta"]["source"].startswith("pytorch3d v0.7.4 ")
+  differ = report["not_bit_identical"]
+  assert rc == (1 if differ else 0)
+  assert len(differ) <= (1 - SHIM_MIN_BIT_IDENTICAL) * n, sorted(differ)
+  too_far = {}
+  for case, c in differ.items():
+    eps = float(np.finfo(case.split("__")[1]).eps)
+    bound = SHIM_EPS_FACTOR * eps * max(1.0, c["want_abs_max"])
+    if (
+      "mismatch" in c
+      or c["max_abs_diff"] > bound
+      or c["n_differ"] > max(2, SHIM_MAX_DIFFERING_ELEMENTS * c["size"])
+    ):
+      too_far[case] = c
+  assert too_far == {}
 
 
 def test_hybrik_imports_and_head_builds_on_cpu(ref_python):
@@ -169,6 +201,40 @@ F32_PARITY_ATOL = {
   "pred_pose": 2e-3,
   "maxvals": 0.0,
 }
+
+# Computed before the body model: equal bit for bit whichever way the SMPL
+# layer was built (from the SMPL file, or from the checkpoint's smpl.*
+# buffers written to a plain pickle).
+PRE_IK_KEYS = [
+  "backbone_features",
+  "deconv_features",
+  "heatmap_logits",
+  "pred_uvd_jts",
+  "pred_xyz_jts_24",
+  "pred_shape",
+  "pred_delta_shape",
+  "pred_phi",
+  "maxvals",
+]
+
+
+def _assert_same_run_equal(a: dict, b: dict) -> None:
+  """Two reference runs on this machine of the same model and inputs, with
+  the SMPL layer built two ways (same values, checked by
+  smpl_rebuild_mismatch): everything before the body model is bit-identical;
+  the IK / SMPL outputs are too on the AMD EPYC the fixtures were made on,
+  while on an AVX-512 Xeon torch picks other kernels for the two layers'
+  tensors and they differ by float32 rounding, so those are held to the
+  fixture README's float32 tolerances."""
+  assert sorted(a) == sorted(b)
+  assert [k for k in PRE_IK_KEYS if k in a and k not in b] == []
+  assert [
+    k for k in PRE_IK_KEYS if k in a and not np.array_equal(a[k], b[k])
+  ] == []
+  diffs = {k: _maxdiff(a[k], b[k]) for k in a if k not in PRE_IK_KEYS}
+  over = {k: d for k, d in diffs.items() if d > F32_PARITY_ATOL[k]}
+  assert over == {}, diffs
+
 
 # golden_model.npz's recipe, run in-process the way the fixture was made
 # (synthetic SMPL file, recipe weights loaded over a fresh model; deconv and
@@ -346,8 +412,8 @@ def test_run_hybrik_model_reproduces_golden_model(
   ref_python, out_f32, hybrik_work, smpl_dir
 ):
   """(a) The recipe checkpoint on golden_model.npz's inputs, float32, 2
-  threads. Bit for bit against the fixture's own procedure run on this
-  machine; against the stored golden_model.npz within the float32 noise of
+  threads. Against the fixture's own procedure run on this machine:
+  _assert_same_run_equal; against the stored golden_model.npz within the float32 noise of
   the reference (the stored file was made on a CPU whose ConvTranspose2d
   kernels round differently: the backbone is bit-identical here, the deconv
   stack differs by <= 6e-8 and the head's outputs by the same few-ulp noise
@@ -379,8 +445,7 @@ def test_run_hybrik_model_reproduces_golden_model(
   with np.load(regen) as z:
     here = {k: z[k] for k in z.files}
   assert sorted(here) == sorted(out)
-  not_equal = [k for k in out if not np.array_equal(out[k], here[k])]
-  assert not_equal == []
+  _assert_same_run_equal(out, here)
 
   g = np.load(GOLDEN_MODEL)
   stored = {k[4:]: g[k] for k in g.files if k.startswith("out_")}
@@ -404,14 +469,15 @@ def test_run_hybrik_smpl_file_matches_checkpoint_smpl(
   ref_python, recipe_pth, out_f32, hybrik_work
 ):
   """--smpl: the layer built from the synthetic SMPL file (gzipped; H36M
-  regressor found one folder up) gives the same bits as the one rebuilt from
-  the checkpoint's smpl.* buffers, which are then ignored."""
+  regressor found one folder up) gives the same outputs as the one rebuilt
+  from the checkpoint's smpl.* buffers, which are then ignored
+  (_assert_same_run_equal)."""
   out = hybrik_work / "golden_f32_smplfile.npz"
   smpl = FIXTURES / "smpl" / "SMPL_NEUTRAL.pkl.gz"
   _ok(_model(ref_python, recipe_pth, GOLDEN_MODEL, out, "--smpl", smpl))
   arrays, meta = _load(out)
   ref, _ = out_f32
-  assert [k for k in ref if not np.array_equal(ref[k], arrays[k])] == []
+  _assert_same_run_equal(ref, arrays)
   assert meta["smpl_source"] == str(smpl)
   assert meta["h36m_regressor"] == str(FIXTURES / "J_regressor_h36m.npy")
   assert len(meta["smpl_buffers_ignored"]) == 11

@@ -11,6 +11,9 @@ imports :mod:`.run`):
   the camera-frame mesh.
 - :mod:`hybrik_jax.demo.predictor`: the checkpoint's input size and the
   jitted :class:`Predictor` (crop -> network -> placed mesh).
+- :mod:`hybrik_jax.demo.cam_predictor`: :class:`CamPredictor`, the same
+  for the authors' camera models (their crop; the network's camera places
+  the mesh, focal 1000 px per 256-px crop).
 - :mod:`hybrik_jax.demo.outputs`: the overlay picture (one or several
   people, person colours and labels), OBJ and npz writers, output names.
 - :mod:`hybrik_jax.demo.detector`: :class:`PersonDetector`, a YOLOX / YOLOv8
@@ -36,5 +39,6 @@ imports :mod:`.run`):
 Camera convention: pinhole, OpenCV axes (x right, y down, z forward),
 metres; focal length in pixels (default ``max(H, W)``), principal point at
 the image centre ``((W - 1) / 2, (H - 1) / 2)`` (pixel centres are integer
-coordinates). Details in :mod:`hybrik_jax.demo.camera`.
+coordinates). Details in :mod:`hybrik_jax.demo.camera` (the authors'
+camera models: :mod:`hybrik_jax.demo.cam_predictor`).
 """

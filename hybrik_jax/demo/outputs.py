@@ -209,6 +209,37 @@ def render_overlay(
   return np.ascontiguousarray(panel[..., ::-1])
 
 
+def render_camera(
+  camera: Camera,
+  vertices: Sequence[np.ndarray],
+  focals: Sequence[float],
+  princpt: Sequence[float] | None = None,
+) -> tuple[Camera, list[np.ndarray]]:
+  """One camera and meshes that draw people seen with different focals.
+
+  mmhuman3d checkpoints place everyone in ``camera`` (every ``focal`` equals
+  ``camera.focal``): returned unchanged. The authors' camera models give
+  each person their own focal length (``1000 / 256 * box width``); to
+  rasterise them together, each mesh's depths are multiplied by
+  ``focals[0] / focal`` and all are drawn with focal ``focals[0]`` and the
+  results' principal point, which reproduces every person's own projection
+  exactly (occlusion between people is ordered by the scaled depths).
+  """
+  vertices = list(vertices)
+  if not vertices or all(float(f) == camera.focal for f in focals):
+    return camera, vertices
+  ref = float(focals[0])
+  if princpt is None:
+    princpt = camera.princpt
+  cam = Camera(ref, tuple(float(c) for c in princpt))
+  out = []
+  for v, f in zip(vertices, focals):
+    v = np.array(v, np.float64)  # [V, 3]
+    v[:, 2] *= ref / float(f)
+    out.append(v.astype(np.float32))
+  return cam, out
+
+
 def draw_labels(
   panel_bgr: np.ndarray,
   boxes_xywh: Sequence[np.ndarray],
@@ -297,6 +328,9 @@ NPZ_KEYS = (
   "bbox_xywh",
 )
 
+# Present when every result has them (the authors' camera models).
+OPTIONAL_NPZ_KEYS = ("transl",)
+
 
 def result_arrays(
   results: Sequence[Mapping[str, np.ndarray]], stack: bool
@@ -310,11 +344,16 @@ def result_arrays(
   [6890, 3] camera metres, pelvis_cam [3] (m), pelvis_prior [3] (m, the
   depth-prior placement), placement_fit (bool: pelvis_cam from the
   reprojection fit), t0 [3] (rest pelvis, m), joint_root_mm [3] (network
-  input), focal, princpt [2] (px), bbox_xywh [4] (px).
+  input), focal, princpt [2] (px), bbox_xywh [4] (px); with the authors'
+  camera models also transl [3] (m, the network's camera translation:
+  vertices = their pred_vertices + transl).
   """
+  keys = NPZ_KEYS + tuple(
+    k for k in OPTIONAL_NPZ_KEYS if results and all(k in r for r in results)
+  )
   if stack:
-    return {k: np.stack([r[k] for r in results]) for k in NPZ_KEYS}
-  return {k: np.asarray(results[0][k]) for k in NPZ_KEYS}
+    return {k: np.stack([r[k] for r in results]) for k in keys}
+  return {k: np.asarray(results[0][k]) for k in keys}
 
 
 def empty_result_arrays(num_vertices: int) -> dict[str, np.ndarray]:

@@ -40,6 +40,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hybrik_jax.demo.cam_predictor import AUTHORS_IMAGE_SIZE, CamPredictor
 from hybrik_jax.demo.camera import DEFAULT_PERSON_HEIGHT_M, default_camera
 from hybrik_jax.demo.inputs import (
   VIDEO_EXTS,
@@ -60,12 +61,16 @@ from hybrik_jax.demo.outputs import (
   image_output_paths,
   output_names,
   person_face_colors,
+  render_camera,
   render_overlay,
   result_arrays,
   track_output_paths,
   write_obj,
 )
 from hybrik_jax.demo.predictor import Predictor, resolve_image_size
+from hybrik_jax.interop.authors_mapping import (
+  ARCHITECTURES as CAM_ARCHITECTURES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +159,8 @@ def run(
   save_bvh: bool = False,
   bvh_order: str = "ZYX",
   save_pk: bool = False,
+  flip_test: bool = False,
+  architecture: str | None = None,
 ) -> dict:
   """Runs the demo on an image, a folder of images or a video.
 
@@ -182,6 +189,14 @@ def run(
       ('oneeuro', 'gaus1d', 'savgol'), per video track.
     save_bvh, bvh_order, save_pk: per-track BVH (Euler order) and ``.pk``
       exports (videos).
+    flip_test: the authors' flip test (HRNet-W48 camera model only).
+    architecture: the model of ``variables`` when they are given (default:
+      mmhuman3d's); a checkpoint's own is read from it (``report.json``).
+
+  An authors' camera-model checkpoint (``hrnet_w48_cam``, ``resnet34_cam``)
+  places each person with the network's camera
+  (:mod:`hybrik_jax.demo.cam_predictor`): ``focal``, ``person_height_m``
+  and ``placement`` are not used.
 
   Returns:
     {'outputs': [written paths, all distinct], 'num_images': int, 'kind':
@@ -278,17 +293,40 @@ def run(
     from hybrik_jax.train import checkpointing
 
     try:
-      variables = checkpointing.load_inference_variables(checkpoint)
+      variables, info = checkpointing.load_inference_checkpoint(checkpoint)
     except (checkpointing.CheckpointNotFoundError, OSError, ValueError) as e:
       raise DemoError(f"cannot load checkpoint {checkpoint}: {e}") from None
+    architecture = info["architecture"]
+  cam_model = architecture in CAM_ARCHITECTURES
+  if flip_test and not cam_model:
+    raise DemoError(
+      "--flip-test is the authors' camera models' option (hrnet_w48_cam); "
+      f"{checkpoint} is mmhuman3d's ResNet-34 model"
+    )
+  if cam_model and focal is not None:
+    log.warning(
+      "--focal is not used: %s places each person with its own camera "
+      "(focal 1000 px per 256-px crop)",
+      architecture,
+    )
   if not multi:
     if kind == "video":
       batch_size = min(batch_size, max(video_info(input_path)[1], 1))
     else:
       batch_size = min(batch_size, len(items))
-  predictor = Predictor(
-    variables, size, batch_size, person_height_m, placement, precision
-  )
+  if cam_model:
+    if size != AUTHORS_IMAGE_SIZE:
+      raise DemoError(
+        f"--image-size {size}: the authors' camera models take "
+        f"{AUTHORS_IMAGE_SIZE} x {AUTHORS_IMAGE_SIZE} crops"
+      )
+    predictor = CamPredictor(
+      variables, architecture, batch_size, flip_test, precision
+    )
+  else:
+    predictor = Predictor(
+      variables, size, batch_size, person_height_m, placement, precision
+    )
   people_fn = _people_fn(boxes, default_box, person_detector, multi)
   out_dir.mkdir(parents=True, exist_ok=True)
   if kind == "video":
@@ -324,7 +362,7 @@ def run(
 
 
 def _run_images(
-  predictor: Predictor,
+  predictor: Predictor | CamPredictor,
   input_path: Path,
   kind: str,
   items: Sequence[Path],
@@ -366,12 +404,18 @@ def _run_images(
       mine = [k for k, o in enumerate(owner) if o == i]
       res = [preds[k] for k in mine]
       png, obj, npz = image_output_paths(out_dir, name_of[path])
+      view_cam, view_verts = render_camera(
+        cam,
+        [r["vertices"] for r in res],
+        [r["focal"] for r in res],
+        res[0]["princpt"] if res else None,
+      )
       if multi:
         overlay = render_overlay(
           img,
-          [r["vertices"] for r in res],
+          view_verts,
           predictor.faces,
-          cam,
+          view_cam,
           [
             person_face_colors(predictor.face_colors, p)
             for p in range(len(res))
@@ -390,7 +434,7 @@ def _run_images(
       else:
         (r,) = res
         overlay = render_overlay(
-          img, r["vertices"], predictor.faces, cam, predictor.face_colors
+          img, view_verts[0], predictor.faces, view_cam, predictor.face_colors
         )
         write_obj(obj, r["vertices"], predictor.faces)
         arrays = result_arrays(res, stack=False)

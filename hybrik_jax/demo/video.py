@@ -65,6 +65,7 @@ import numpy as np
 from hybrik_jax.demo import bvh as bvh_export
 from hybrik_jax.demo import pk as pk_export
 from hybrik_jax.demo import smoothing
+from hybrik_jax.demo.cam_predictor import CamPredictor
 from hybrik_jax.demo.camera import Camera, default_camera
 from hybrik_jax.demo.inputs import (
   DEFAULT_QUEUE_FRAMES,
@@ -74,6 +75,7 @@ from hybrik_jax.demo.inputs import (
 from hybrik_jax.demo.outputs import (
   draw_labels,
   person_face_colors,
+  render_camera,
   render_overlay,
   result_arrays,
   track_output_paths,
@@ -105,6 +107,8 @@ def smooth_track(
   out["pose"] = smoothing.smooth_rotations(arrays["pose"], kind, **params)
   for key in ("vertices", "pelvis_cam", "xyz_24"):
     out[key] = smoothing.smooth(arrays[key], kind, **params)
+  if "transl" in arrays:  # authors' camera models: transl == pelvis_cam
+    out["transl"] = out["pelvis_cam"]
   reg = np.asarray(j_regressor_extra, np.float64)
   out["xyz_17"] = np.einsum(
     "jv,tvc->tjc", reg, out["vertices"].astype(np.float64)
@@ -154,7 +158,7 @@ class _OverlayWriter:
 
 
 def run_video(
-  predictor: Predictor,
+  predictor: Predictor | CamPredictor,
   path: Path,
   out_dir: Path,
   name: str,
@@ -277,7 +281,13 @@ def run_video(
         ]
       else:
         colors = [predictor.face_colors] * len(people)
-      panel = render_overlay(frame, verts, predictor.faces, cam, colors)
+      view_cam, verts = render_camera(
+        cam,
+        verts,
+        [d[3]["focal"] for d in people],
+        people[0][3]["princpt"] if people else None,
+      )
+      panel = render_overlay(frame, verts, predictor.faces, view_cam, colors)
       if multi:
         draw_labels(
           panel, [d[3]["bbox_xywh"] for d in people], [d[1] for d in people]
@@ -380,7 +390,7 @@ def run_video(
 def _write_track(
   arrays: dict[str, np.ndarray],
   paths: Sequence[Path],
-  predictor: Predictor,
+  predictor: Predictor | CamPredictor,
   image_hw: tuple[int, int],
   bvh_order: str,
 ) -> list[Path]:

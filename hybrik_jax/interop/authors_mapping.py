@@ -307,17 +307,18 @@ def entries(arch: str) -> list[Entry]:
 def detect_architecture(keys) -> str | None:
   """``hrnet_w48_cam`` / ``resnet34_cam`` from a state_dict's keys, else None.
 
-  Looks at a few distinctive keys only (``module.`` prefixes stripped); the
-  full key check is :func:`state_dict_to_variables`'s.
+  Looks at a few distinctive keys only (``module.`` prefixes stripped): a
+  camera head (``deccam`` / ``decsigma``) and the backbone's last stage
+  (HRNet ``preact.stage4.*``, ResNet ``preact.layer4.*``), so a checkpoint
+  with a few missing or extra keys is still recognised and gets the full
+  key check of :func:`state_dict_to_variables`.
   """
   ks = {wm.strip_module_prefix(k) for k in keys}
-  if "deccam.weight" not in ks or "decsigma.weight" not in ks:
-    return None
-  if "preact.final_layer.weight" in ks and any(
-    k.startswith("preact.stage4.") for k in ks
-  ):
+  if not ks & {"deccam.weight", "deccam.bias", "decsigma.weight"}:
+    return None  # no camera head (e.g. their camera-free ResNet model)
+  if any(k.startswith("preact.stage4.") for k in ks):
     return HRNET_W48_CAM
-  if "preact.layer4.0.conv1.weight" in ks and "fc1.weight" in ks:
+  if any(k.startswith("preact.layer4.") for k in ks):
     return RESNET34_CAM
   return None
 

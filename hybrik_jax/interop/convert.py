@@ -1,4 +1,16 @@
-"""Converts mmhuman3d HybrIK / torchvision ResNet-34 checkpoints for hybrik-jax.
+"""Converts HybrIK / torchvision ResNet-34 checkpoints for hybrik-jax.
+
+Three HybrIK architectures are recognised from the checkpoint's keys
+(:func:`detect_architecture`; recorded as ``report.json``'s
+``architecture`` so ``evaluate.py`` / ``demo.py`` build the right model):
+
+* ``mmhuman3d_resnet34``: mmhuman3d's ``resnet34_hybrik_mixed``
+  (``backbone.*`` / ``head.*``; :mod:`hybrik_jax.interop.weight_mapping`);
+* ``hrnet_w48_cam`` / ``resnet34_cam``: the original authors' camera models
+  ``HRNetSMPLCam`` / ``Simple3DPoseBaseSMPLCam`` (``preact.*`` + ``dec*``;
+  :mod:`hybrik_jax.interop.authors_mapping`), bare state_dicts or wrapped
+  as the authors' demo unwraps them (``{'model': state_dict}``, only when
+  the container is exactly a ``dict``).
 
 Output folder of :func:`convert_checkpoint` (written to a temporary sibling
 folder and renamed at the end, so an error never leaves a partial folder):
@@ -14,7 +26,8 @@ folder and renamed at the end, so an error never leaves a partial folder):
   ``J_regressor_extra [17,V]`` = the H36M regressor), float32 as stored in the
   checkpoint; metres. Inference then needs no separate SMPL download.
 * ``report.json``: source file name and sha256, checkpoint ``meta`` fields,
-  tensor counts (mapped / ignored), parameter totals, hybrik-jax version.
+  tensor counts (mapped / ignored), parameter totals, hybrik-jax version,
+  ``architecture``.
 """
 
 from __future__ import annotations
@@ -32,11 +45,15 @@ import numpy as np
 
 import hybrik_jax
 from hybrik_jax import errors, storage
-from hybrik_jax.interop import torch_format, weight_mapping
+from hybrik_jax.interop import authors_mapping, torch_format, weight_mapping
 from hybrik_jax.smpl import tables
 
 __all__ = [
   "ConversionError",
+  "MMHUMAN3D_RESNET34",
+  "ARCHITECTURES",
+  "detect_architecture",
+  "architecture_of",
   "VARIABLES_DIR",
   "SMPL_NPZ",
   "REPORT_JSON",
@@ -49,6 +66,8 @@ __all__ = [
 ]
 
 VARIABLES_DIR = "variables"
+MMHUMAN3D_RESNET34 = "mmhuman3d_resnet34"
+ARCHITECTURES = (MMHUMAN3D_RESNET34, *authors_mapping.ARCHITECTURES)
 SMPL_NPZ = "smpl_neutral.npz"
 REPORT_JSON = "report.json"
 
@@ -93,7 +112,8 @@ def extract_state_dict(
 
   Args:
     obj: what :func:`hybrik_jax.interop.torch_format.load_torch_checkpoint` returned:
-      an mmcv container ``{'meta', 'state_dict', ...}`` or a bare state_dict.
+      an mmcv container ``{'meta', 'state_dict', ...}``, the authors'
+      ``{'model': state_dict}`` (a plain dict) or a bare state_dict.
     source: file name for error messages.
 
   Returns:
@@ -106,6 +126,10 @@ def extract_state_dict(
   """
   if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
     raw = obj["state_dict"]
+  elif type(obj) is dict and isinstance(obj.get("model"), Mapping):
+    # The authors' demo: ``if type(save_dict) == dict: save_dict['model']``
+    # (a state_dict saved as such is an OrderedDict and is used as it is).
+    raw = obj["model"]
   elif (
     isinstance(obj, Mapping)
     and obj
@@ -120,7 +144,8 @@ def extract_state_dict(
     )
     raise ConversionError(
       f"{source}: no 'state_dict' in the checkpoint (found {what}); expected "
-      "an mmhuman3d/mmcv checkpoint or a bare state_dict"
+      "an mmhuman3d/mmcv checkpoint, the authors' {'model': state_dict} or a "
+      "bare state_dict"
     )
   state_dict: dict[str, np.ndarray] = {}
   stripped = False
@@ -143,6 +168,37 @@ def extract_state_dict(
   return state_dict, stripped
 
 
+def detect_architecture(state_dict: Mapping[str, Any]) -> str | None:
+  """The HybrIK architecture of a (``module.``-free) state_dict's keys.
+
+  Returns one of :data:`ARCHITECTURES` (the authors' camera models by
+  :func:`hybrik_jax.interop.authors_mapping.detect_architecture`; mmhuman3d's
+  by its ``backbone.*`` + ``head.*`` keys), or None. Only distinctive keys
+  are looked at; the full key check belongs to the weight mappings.
+  """
+  arch = authors_mapping.detect_architecture(state_dict.keys())
+  if arch is not None:
+    return arch
+  keys = list(state_dict)
+  if any(k.startswith("backbone.") for k in keys) and any(
+    k.startswith("head.") for k in keys
+  ):
+    return MMHUMAN3D_RESNET34
+  return None
+
+
+def architecture_of(report: Mapping[str, Any]) -> str:
+  """``report.json``'s architecture (conversions written before it was
+  recorded were all mmhuman3d's)."""
+  arch = report.get("architecture", MMHUMAN3D_RESNET34)
+  if arch not in ARCHITECTURES:
+    raise ConversionError(
+      f"report.json names architecture {arch!r}; this hybrik-jax knows "
+      f"{list(ARCHITECTURES)}"
+    )
+  return arch
+
+
 def _check_hybrik_architecture(
   state_dict: Mapping[str, np.ndarray], source: str
 ) -> None:
@@ -157,8 +213,11 @@ def _check_hybrik_architecture(
       )
     if any(k.startswith("preact.") for k in keys):
       raise ConversionError(
-        f"{source}: this is an upstream HybrIK checkpoint (preact.* keys); "
-        "only mmhuman3d's resnet34_hybrik_mixed layout is supported"
+        f"{source}: an upstream HybrIK checkpoint (preact.* keys) that is "
+        "neither of the authors' camera models (HRNetSMPLCam: preact.stage4 "
+        "+ preact.final_layer; Simple3DPoseBaseSMPLCam: preact.layer4 + "
+        "fc1; both with deccam / decsigma): supported are those two and "
+        "mmhuman3d's resnet34_hybrik_mixed"
       )
     raise ConversionError(
       f"{source}: no backbone.*/head.* keys; not an mmhuman3d HybrIK "
@@ -201,7 +260,8 @@ def smpl_arrays_from_state_dict(
     ``weights [V,24]``, ``f [F,3]`` uint32, ``kintree_table [2,24]`` int64
     (row 0 the parents with -1 stored as 4294967295, row 1 ``0..23``) and,
     when present, ``J_regressor_extra [E,V]`` from
-    ``smpl.joints_regressor_extra``. Floats keep the checkpoint's dtype.
+    ``smpl.joints_regressor_extra`` (mmhuman3d) or ``smpl.J_regressor_h36m``
+    (the authors'). Floats keep the checkpoint's dtype.
 
   Raises:
     ConversionError: some SMPL buffers present but not all, or a shape that
@@ -282,11 +342,13 @@ def smpl_arrays_from_state_dict(
     "f": faces.astype(np.uint32),
     "kintree_table": kintree,  # [2, 24]
   }
-  if "smpl.joints_regressor_extra" in state_dict:
-    extra = get("smpl.joints_regressor_extra", 2)
-    out["J_regressor_extra"] = np.ascontiguousarray(
-      expect("smpl.joints_regressor_extra", extra, (extra.shape[0], num_verts))
-    )
+  for key in ("smpl.joints_regressor_extra", "smpl.J_regressor_h36m"):
+    if key in state_dict:
+      extra = get(key, 2)
+      out["J_regressor_extra"] = np.ascontiguousarray(
+        expect(key, extra, (extra.shape[0], num_verts))
+      )
+      break
   return out
 
 
@@ -460,12 +522,13 @@ def convert_checkpoint(
   *,
   overwrite: bool = False,
 ) -> dict:
-  """Converts an mmhuman3d ``resnet34_hybrik_mixed`` checkpoint.
+  """Converts an mmhuman3d ``resnet34_hybrik_mixed`` checkpoint or one of
+  the authors' camera models (see the module docstring).
 
   Args:
     ckpt_path: the ``.pth`` written by mmcv (``{'meta', 'state_dict',
-      ['optimizer']}``) or a bare state_dict; ``module.`` prefixes are
-      stripped.
+      ['optimizer']}``), the authors' ``{'model': ...}`` dict, or a bare
+      state_dict; ``module.`` prefixes are stripped.
     out_dir: output folder (see the module docstring for its content).
     overwrite: replace ``out_dir`` if it holds a previous conversion (a
       folder holding anything else is always refused).
@@ -488,14 +551,24 @@ def convert_checkpoint(
   _check_out_dir(out_dir, overwrite)
   obj = torch_format.load_torch_checkpoint(ckpt_path)
   state_dict, stripped = extract_state_dict(obj, ckpt_path)
-  _check_hybrik_architecture(state_dict, ckpt_path)
-  variables = weight_mapping.state_dict_to_variables(
-    state_dict, source=ckpt_path
-  )
+  arch = authors_mapping.detect_architecture(state_dict.keys())
+  if arch is None:
+    _check_hybrik_architecture(state_dict, ckpt_path)
+    arch = MMHUMAN3D_RESNET34
+    variables = weight_mapping.state_dict_to_variables(
+      state_dict, source=ckpt_path
+    )
+    kind = "mmhuman3d_hybrik_resnet34"
+  else:
+    variables = authors_mapping.state_dict_to_variables(
+      state_dict, arch=arch, source=ckpt_path
+    )
+    kind = f"authors_hybrik_{arch}"
   smpl = smpl_arrays_from_state_dict(state_dict, ckpt_path)
 
   ignored = [k for k in state_dict if _is_ignored(k)]
-  report = _base_report(ckpt_path, "mmhuman3d_hybrik_resnet34")
+  report = _base_report(ckpt_path, kind)
+  report["architecture"] = arch
   meta = obj.get("meta") if isinstance(obj, Mapping) else None
   if isinstance(meta, Mapping):
     report["meta"] = {k: _json_safe(meta[k]) for k in _META_FIELDS if k in meta}
@@ -612,5 +685,18 @@ def load_converted(out_dir: str | os.PathLike) -> dict:
 
 
 def load_report(out_dir: str | os.PathLike) -> dict:
-  """Reads ``report.json`` from a converted folder."""
-  return json.loads((storage.path(out_dir) / REPORT_JSON).read_text())
+  """Reads ``report.json`` from a converted folder.
+
+  Raises:
+    ConversionError: the folder has no (readable) ``report.json``.
+  """
+  path = storage.path(out_dir) / REPORT_JSON
+  if not path.exists():
+    raise ConversionError(
+      f"{out_dir}: no {REPORT_JSON}; not a folder written by "
+      "convert_torch_weights.py (convert the checkpoint again)"
+    )
+  try:
+    return json.loads(path.read_text())
+  except ValueError as e:
+    raise ConversionError(f"{path}: not valid JSON ({e})") from e

@@ -237,7 +237,9 @@ def load_inference_checkpoint(path: Any, body_model=None) -> tuple[dict, dict]:
   Returns:
     ({'params', 'batch_stats', 'constants'} with the H36M-regressor body
     model, {'path': the folder read, 'step': the training step or None for
-    a conversion}).
+    a conversion, 'architecture': one of
+    :data:`hybrik_jax.interop.convert.ARCHITECTURES` (a conversion's
+    ``report.json``; training runs: mmhuman3d's ResNet-34 model)}).
   """
   from hybrik_jax.interop import convert
   from hybrik_jax.model import hybrik as hybrik_model
@@ -262,7 +264,8 @@ def load_inference_checkpoint(path: Any, body_model=None) -> tuple[dict, dict]:
       raise CheckpointNotFoundError(
         f"{path}: converted variables lack constants/init_shape"
       )
-    info = {"path": str(path), "step": None}
+    arch = convert.architecture_of(convert.load_report(path))
+    info = {"path": str(path), "step": None, "architecture": arch}
     return hybrik_model.attach_body_model(variables, body_model), info
 
   step_dirs = []
@@ -304,7 +307,11 @@ def load_inference_checkpoint(path: Any, body_model=None) -> tuple[dict, dict]:
       log.warning("evaluating checkpoint %s instead", step_dir)
     name = step_dir.name
     step = int(name) if name.isdigit() else None
-    return variables, {"path": str(step_dir), "step": step}
+    return variables, {
+      "path": str(step_dir),
+      "step": step,
+      "architecture": convert.MMHUMAN3D_RESNET34,
+    }
   raise CheckpointNotFoundError(
     f"{path}: no readable checkpoint ({'; '.join(errors)})"
   )
