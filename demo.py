@@ -192,6 +192,15 @@ def define_flags(fv: flags.FlagValues) -> None:
     "Matmul/convolution precision ('highest': true float32 on TPU/GPU).",
     flag_values=fv,
   )
+  flags.DEFINE_enum(
+    "dtype",
+    "float32",
+    ["float32", "bfloat16"],
+    "The network's compute dtype. bfloat16 is opt-in (CPUs with "
+    "AVX512-BF16 / AMX, GPU, TPU); its error against float32 is in the "
+    "README.",
+    flag_values=fv,
+  )
   flags.mark_flags_as_required(["checkpoint", "input"], flag_values=fv)
 
 
@@ -228,6 +237,7 @@ def main(argv=None) -> int:
       bvh_order=args.bvh_order,
       save_pk=args.save_pk,
       flip_test=args.flip_test,
+      dtype=args.dtype,
     )
   except errors.InputError as e:
     print(f"error: {cli.one_line(e)}", file=sys.stderr)

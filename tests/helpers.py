@@ -153,6 +153,25 @@ def recipe_loss_weights() -> dict[str, float]:
   return builders.loss_weights(recipe_config())
 
 
+_XLA_CACHE: list = []
+
+
+def xla_cache() -> Path:
+  """One persistent XLA compilation cache for every ``train.py`` /
+  ``evaluate.py`` subprocess of this test session (``--jax_cache_dir``):
+  runs of the same program (size, batch, device count) compile it once,
+  as train.py's own cache does for reruns. Removed when pytest exits."""
+  if not _XLA_CACHE:
+    import atexit
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="hybrik_jax_test_xla_"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    _XLA_CACHE.append(path)
+  return _XLA_CACHE[0]
+
+
 def train_cmd(workdir, data_root, cache, *overrides: str) -> list[str]:
   """``python train.py`` on the synthetic config with ``overrides``."""
   import sys

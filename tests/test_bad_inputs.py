@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 import torch_writer as tw
 from helpers import REPO as THIS_REPO
-from helpers import subprocess_env
+from helpers import subprocess_env, xla_cache
 
 from hybrik_jax.data.human_data import load_human_data, save_human_data
 
@@ -92,7 +92,7 @@ def env(tmp_path_factory, smpl_pkl):
     "--workdir",
     str(run),
     f"--config.data.root={data}",
-    f"--jax_cache_dir={base / 'xla'}",
+    f"--jax_cache_dir={xla_cache()}",
     *TINY,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -111,7 +111,7 @@ def _train(env, workdir, *extra):
     "--workdir",
     str(workdir),
     f"--config.data.root={env['data']}",
-    f"--jax_cache_dir={env['base'] / 'xla'}",
+    f"--jax_cache_dir={xla_cache()}",
     *TINY,
     *extra,
   ]

@@ -251,3 +251,23 @@ def test_evaluate_refuses_cam_checkpoints(converted_resnet_cam, tmp_path):
   )
   assert proc.returncode != 0
   assert "resnet34_cam" in proc.stderr and "not implemented" in proc.stderr
+
+
+def test_bfloat16_is_opt_in_and_close(variables):
+  """--dtype bfloat16 (never the default): the same person, within bf16's
+  8-bit mantissa of the float32 placement; a bad name is refused."""
+  g = golden(f"authors/demo_{RESNET}.npz")
+  image_bgr = np.ascontiguousarray(g["image_rgb"][..., ::-1])
+  box = _xyxy_to_xywh(g["tight_bbox_xyxy"])
+  pred = cam_predictor.CamPredictor(
+    variables(RESNET), RESNET, batch_size=1, dtype="bfloat16"
+  )
+  (r,) = pred([image_bgr], [box])
+  err = float(np.max(np.abs(r["transl"] - g["transl"])))
+  v = r["vertices"][::3].astype(np.float64)
+  uv = r["focal"] * v[:, :2] / v[:, 2:] + np.asarray(r["princpt"])
+  px = float(np.max(np.abs(uv - g["uv_vertices"])))
+  print(f"bf16: transl err {err:.3g} m, projection err {px:.3g} px")
+  assert 0 < err < 0.05 and px < 10
+  with pytest.raises(demo_run.DemoError, match="--dtype"):
+    cam_predictor.CamPredictor(variables(RESNET), RESNET, dtype="float16")

@@ -18,7 +18,7 @@ import checkpoint_recipe
 import numpy as np
 import pytest
 import torch_writer as tw
-from helpers import REPO, subprocess_env
+from helpers import REPO, subprocess_env, xla_cache
 
 FAKE_GCS = REPO / "tests" / "scripts" / "fake_gcs.py"
 
@@ -62,7 +62,7 @@ def _train(base: Path, max_steps: int) -> dict:
     "--workdir",
     "gs://bkt/run",
     "--config.data.root=gs://bkt/data",
-    f"--jax_cache_dir={base / 'xla'}",
+    f"--jax_cache_dir={xla_cache()}",
     f"--config.max_steps={max_steps}",
     *TINY,
   )

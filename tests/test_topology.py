@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import subprocess_env, train_cmd
+from helpers import subprocess_env, train_cmd, xla_cache
 
 from hybrik_jax.train import checkpointing, loop
 
@@ -27,7 +27,7 @@ def _train(workdir, base, devices, per_device, max_steps):
   cmd = train_cmd(
     workdir,
     base / "data",
-    base / "xla",
+    xla_cache(),
     f"--config.per_device_batch_size={per_device}",
     f"--config.max_steps={max_steps}",
     *TINY,

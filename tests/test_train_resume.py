@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import subprocess_env, train_cmd
+from helpers import subprocess_env, train_cmd, xla_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def _summary(workdir):
 def straight(tmp_path_factory):
   """The uninterrupted reference run (also warms the compilation cache)."""
   base = tmp_path_factory.mktemp("train")
-  data, cache = base / "data", base / "xla"
+  data, cache = base / "data", xla_cache()
   _run(_cmd(base / "straight", data, cache))
   return base, _summary(base / "straight")
 
@@ -61,7 +61,7 @@ def test_sigkill_and_resume_is_bit_identical(straight):
   assert ref["steps"] == 4 and ref["resumed_from"] is None
   work = base / "killed"
   proc = subprocess.Popen(
-    _cmd(work, base / "data", base / "xla"),
+    _cmd(work, base / "data", xla_cache()),
     stdout=subprocess.DEVNULL,
     stderr=subprocess.DEVNULL,
     env=_env(),
@@ -80,7 +80,7 @@ def test_sigkill_and_resume_is_bit_identical(straight):
     proc.wait(timeout=60)
   assert proc.returncode == -signal.SIGKILL
   assert not (work / "summary.json").exists()
-  _run(_cmd(work, base / "data", base / "xla"))
+  _run(_cmd(work, base / "data", xla_cache()))
   resumed = _summary(work)
   assert resumed["resumed_from"] is not None and resumed["resumed_from"] >= 2
   assert resumed["steps"] == 4
@@ -93,7 +93,7 @@ def test_sigterm_checkpoints_the_step_and_resumes_bit_identically(straight):
   work = base / "preempted"
   # Only the preemption (and the run's end) write checkpoints here.
   cmd = _cmd(
-    work, base / "data", base / "xla", ["--config.checkpoint_every_steps=100"]
+    work, base / "data", xla_cache(), ["--config.checkpoint_every_steps=100"]
   )
   proc = subprocess.Popen(
     cmd,
@@ -133,14 +133,14 @@ def test_sigterm_checkpoints_the_step_and_resumes_bit_identically(straight):
 def test_corrupt_latest_checkpoint_falls_back(straight):
   base, ref = straight
   work = base / "corrupt"
-  _run(_cmd(work, base / "data", base / "xla", ["--config.max_steps=3"]))
+  _run(_cmd(work, base / "data", xla_cache(), ["--config.max_steps=3"]))
   # Overwrite every file of the newest checkpoint's state with garbage.
   newest = work / "checkpoints" / "3"
   files = [f for f in (newest / "state").rglob("*") if f.is_file()]
   assert files
   for f in files:
     f.write_bytes(b"garbage")
-  proc = _run(_cmd(work, base / "data", base / "xla"))
+  proc = _run(_cmd(work, base / "data", xla_cache()))
   out = _summary(work)
   assert out["resumed_from"] == 2, proc.stderr[-2000:]
   # One line for the skipped step (and why), one for the step used.
@@ -165,7 +165,7 @@ def test_non_finite_step_stops_and_only_good_states_are_saved(straight, lr):
   base, _ = straight
   work = base / f"nonfinite_{lr}"
   proc = subprocess.run(
-    _cmd(work, base / "data", base / "xla", [f"--config.optimizer.lr={lr}"]),
+    _cmd(work, base / "data", xla_cache(), [f"--config.optimizer.lr={lr}"]),
     capture_output=True,
     text=True,
     env=_env(),
@@ -203,7 +203,7 @@ def test_config_change_is_refused_unless_allowed(straight):
   shutil.copytree(base / "straight", work)
   saved = (work / "config.json").read_text()
   steps = sorted(p.name for p in (work / "checkpoints").iterdir())
-  cmd = _cmd(work, base / "data", base / "xla", ["--config.optimizer.lr=5e-4"])
+  cmd = _cmd(work, base / "data", xla_cache(), ["--config.optimizer.lr=5e-4"])
   proc = subprocess.run(
     cmd, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=900
   )

@@ -40,6 +40,7 @@ import numpy as np
 from hybrik_jax.demo.camera import Camera
 from hybrik_jax.demo.inputs import DemoError
 from hybrik_jax.demo.placement import rest_pelvis, uvd_to_image
+from hybrik_jax.demo.predictor import compute_dtype
 from hybrik_jax.model import hybrik as hybrik_model
 
 AUTHORS_IMAGE_SIZE = 256
@@ -120,6 +121,7 @@ class CamPredictor:
     batch_size: people per jitted call (the last batch is padded).
     flip_test: the authors' flip test (HRNet only; their demo's default).
     precision: matmul / conv precision (None: default).
+    dtype: 'float32' (default) or 'bfloat16' (as for ``Predictor``).
   """
 
   def __init__(
@@ -129,6 +131,7 @@ class CamPredictor:
     batch_size: int = 8,
     flip_test: bool = False,
     precision: str | None = None,
+    dtype: str = "float32",
   ):
     import jax
 
@@ -152,7 +155,11 @@ class CamPredictor:
     self.image_size = AUTHORS_IMAGE_SIZE
     self.batch_size = int(batch_size)
     self._predict = functools.partial(
-      hybrik_cam.predict, arch=arch, flip_test=flip_test, precision=precision
+      hybrik_cam.predict,
+      arch=arch,
+      flip_test=flip_test,
+      precision=precision,
+      dtype=compute_dtype(dtype),
     )
     from hybrik_jax import render
 

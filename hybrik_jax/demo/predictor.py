@@ -38,6 +38,18 @@ from hybrik_jax.demo.placement import (
 from hybrik_jax.model import hybrik as hybrik_model
 
 DEFAULT_IMAGE_SIZE = 256  # mmhuman3d's resnet34_hybrik_mixed input size.
+DTYPES = ("float32", "bfloat16")
+
+
+def compute_dtype(name: str):
+  """The network's compute dtype for ``--dtype`` (float32 or bfloat16)."""
+  import jax.numpy as jnp
+
+  if name not in DTYPES:
+    raise DemoError(f"--dtype must be one of {DTYPES}, got {name!r}")
+  return jnp.bfloat16 if name == "bfloat16" else jnp.float32
+
+
 PLACEMENTS = ("fit", "bbox")
 
 
@@ -91,6 +103,10 @@ class Predictor:
       depth prior (:mod:`hybrik_jax.demo.camera`).
     placement: 'fit' (reprojection fit, default) or 'bbox' (depth prior),
       see :mod:`hybrik_jax.demo.placement`.
+    precision: matmul / conv precision (None: the backend's default).
+    dtype: 'float32' (default) or 'bfloat16': the network's convolutions
+      and matmuls in bfloat16 (parameters, soft-argmax, IK and SMPL stay
+      float32); opt-in, for CPUs with AVX512-BF16 / AMX and accelerators.
   """
 
   def __init__(
@@ -101,6 +117,7 @@ class Predictor:
     person_height_m: float = DEFAULT_PERSON_HEIGHT_M,
     placement: str = "fit",
     precision: str | None = None,
+    dtype: str = "float32",
   ):
     import jax
 
@@ -121,7 +138,9 @@ class Predictor:
     self.batch_size = int(batch_size)
     self.person_height_m = float(person_height_m)
     self.placement = placement
-    self._predict = functools.partial(hybrik_model.predict, precision=precision)
+    self._predict = functools.partial(
+      hybrik_model.predict, precision=precision, dtype=compute_dtype(dtype)
+    )
     from hybrik_jax import render
 
     self.face_colors = render.part_face_colors(

@@ -67,7 +67,7 @@ from hybrik_jax.demo.outputs import (
   track_output_paths,
   write_obj,
 )
-from hybrik_jax.demo.predictor import Predictor, resolve_image_size
+from hybrik_jax.demo.predictor import DTYPES, Predictor, resolve_image_size
 from hybrik_jax.interop.authors_mapping import (
   ARCHITECTURES as CAM_ARCHITECTURES,
 )
@@ -161,6 +161,7 @@ def run(
   save_pk: bool = False,
   flip_test: bool = False,
   architecture: str | None = None,
+  dtype: str = "float32",
 ) -> dict:
   """Runs the demo on an image, a folder of images or a video.
 
@@ -190,6 +191,8 @@ def run(
     save_bvh, bvh_order, save_pk: per-track BVH (Euler order) and ``.pk``
       exports (videos).
     flip_test: the authors' flip test (HRNet-W48 camera model only).
+    dtype: the network's compute dtype, 'float32' (default) or 'bfloat16'
+      (opt-in; its error against float32 is stated in the README).
     architecture: the model of ``variables`` when they are given (default:
       mmhuman3d's); a checkpoint's own is read from it (``report.json``).
 
@@ -229,6 +232,8 @@ def run(
       f"--smooth must be one of none, {', '.join(demo_video.SMOOTH_KINDS)}; "
       f"got {smooth!r}"
     )
+  if dtype not in DTYPES:
+    raise DemoError(f"--dtype must be one of {DTYPES}, got {dtype!r}")
   size = resolve_image_size(checkpoint, image_size)
   if detector is not None and (bbox is not None or bbox_file is not None):
     log.warning(
@@ -321,11 +326,17 @@ def run(
         f"{AUTHORS_IMAGE_SIZE} x {AUTHORS_IMAGE_SIZE} crops"
       )
     predictor = CamPredictor(
-      variables, architecture, batch_size, flip_test, precision
+      variables, architecture, batch_size, flip_test, precision, dtype
     )
   else:
     predictor = Predictor(
-      variables, size, batch_size, person_height_m, placement, precision
+      variables,
+      size,
+      batch_size,
+      person_height_m,
+      placement,
+      precision,
+      dtype,
     )
   people_fn = _people_fn(boxes, default_box, person_detector, multi)
   out_dir.mkdir(parents=True, exist_ok=True)
