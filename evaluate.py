@@ -98,6 +98,7 @@ def main(argv=None) -> int:
 
   from hybrik_jax import builders, errors, storage
   from hybrik_jax.eval import protocol
+  from hybrik_jax.interop import convert
   from hybrik_jax.train import checkpointing, run_config
 
   config = fv.config
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
     config.data.eval_batch_size = fv.batch_size
 
   variables, ckpt = checkpointing.load_inference_checkpoint(fv.checkpoint)
-  if ckpt["architecture"] != "mmhuman3d_resnet34":
+  if ckpt["architecture"] != convert.MMHUMAN3D_RESNET34:
     # Their data pipeline (crop, normalisation, 2.2 m depth box) and
     # protocol differ from mmhuman3d's; running them through this one
     # would print wrong numbers.

@@ -128,6 +128,16 @@ def random_variables(
 REPO = Path(__file__).resolve().parents[1]
 
 
+def load_demo_cli():
+  """``demo.py`` as a module (its ``main(argv)`` runs the CLI in-process)."""
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location("demo_cli", REPO / "demo.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def load_config(path: Path):
   """``get_config()`` of a config file (e.g. ``REPO / "configs/mixed.py"``)."""
   import importlib.util

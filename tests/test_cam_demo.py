@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -26,11 +25,12 @@ import numpy as np
 import pytest
 import torch_writer as tw
 from authors_recipe import build_state_dict
-from helpers import golden
+from helpers import golden, load_demo_cli
 from test_convert_authors import authors_smpl_buffers
 
 from hybrik_jax.demo import cam_predictor, outputs
 from hybrik_jax.demo import run as demo_run
+from hybrik_jax.demo.detector import xyxy_to_xywh
 from hybrik_jax.interop import authors_mapping as am
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,11 +42,6 @@ MAX_PIXEL_ERROR = 1.0
 # Network outputs: the per-tensor tolerances of tests/test_authors_models.py.
 ATOL_TRANSL = {HRNET: 2e-4, RESNET: 2e-5}
 ATOL_VERTS = {HRNET: 2.5e-4, RESNET: 8e-5}
-
-
-def _xyxy_to_xywh(b):
-  x1, y1, x2, y2 = (float(v) for v in b)
-  return np.array([x1, y1, x2 - x1, y2 - y1])
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +59,7 @@ def variables(smpl_model):
 def _check_against_authors(arch, variables):
   g = golden(f"authors/demo_{arch}.npz")
   image_bgr = np.ascontiguousarray(g["image_rgb"][..., ::-1])
-  box = _xyxy_to_xywh(g["tight_bbox_xyxy"])
+  box = xyxy_to_xywh(g["tight_bbox_xyxy"][None])[0]
 
   crop, box_xyxy, _ = cam_predictor.authors_test_crop(image_bgr, box, 256)
   np.testing.assert_allclose(box_xyxy, g["bbox_xyxy"], rtol=0, atol=1e-4)
@@ -143,12 +138,9 @@ def converted_resnet_cam(tmp_path_factory, smpl_pkl):
 
 
 def _demo_cli(argv):
-  spec = importlib.util.spec_from_file_location("demo_cli", REPO / "demo.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
   buf = io.StringIO()
   with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-    rc = module.main(argv)
+    rc = load_demo_cli().main(argv)
   return rc, buf.getvalue()
 
 
@@ -160,7 +152,7 @@ def test_demo_cli_image_and_video_with_a_converted_cam_checkpoint(
   g = golden(f"authors/demo_{RESNET}.npz")
   image_bgr = np.ascontiguousarray(g["image_rgb"][..., ::-1])
   cv2.imwrite(str(tmp_path / "person.png"), image_bgr)
-  box = _xyxy_to_xywh(g["tight_bbox_xyxy"])
+  box = xyxy_to_xywh(g["tight_bbox_xyxy"][None])[0]
   bbox = ",".join(f"{v:g}" for v in box)
   out = tmp_path / "out"
   rc, text = _demo_cli(
@@ -261,7 +253,7 @@ def test_bfloat16_is_opt_in_and_runs(variables):
   102 px (README), far more than on a trained one."""
   g = golden(f"authors/demo_{RESNET}.npz")
   image_bgr = np.ascontiguousarray(g["image_rgb"][..., ::-1])
-  box = _xyxy_to_xywh(g["tight_bbox_xyxy"])
+  box = xyxy_to_xywh(g["tight_bbox_xyxy"][None])[0]
   pred = cam_predictor.CamPredictor(
     variables(RESNET), RESNET, batch_size=1, dtype="bfloat16"
   )

@@ -7,7 +7,6 @@ truth of synthetic samples, independently of the network.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import load_demo_cli
 
 from hybrik_jax import assets, render
 from hybrik_jax.data import conventions, synthetic, transforms
@@ -26,13 +26,6 @@ from hybrik_jax.demo import run as demo_run
 REPO = Path(__file__).resolve().parent.parent
 NET_SIZE = 64  # network input size of the test checkpoint
 IMAGE_WH = (192, 256)  # synthetic image size (W, H)
-
-
-def _load_cli():
-  spec = importlib.util.spec_from_file_location("demo_cli", REPO / "demo.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 # ----------------------------------------------------------------------------
@@ -290,7 +283,7 @@ def test_image_end_to_end_cli(syn, run_dir, tmp_path, capsys):
   syn_dir, _ = syn
   img_path = syn_dir / "images" / "000000.jpg"
   out = tmp_path / "out"
-  rc = _load_cli().main(
+  rc = load_demo_cli().main(
     [
       "--checkpoint",
       str(run_dir),
@@ -483,7 +476,7 @@ def test_cli_errors(case, syn, run_dir, tmp_path, capsys):
   else:
     args += ["--input", good, "--image-size", "128"]
     want = "trained at (64)"
-  rc = _load_cli().main(args)
+  rc = load_demo_cli().main(args)
   err = capsys.readouterr().err.strip().splitlines()
   assert rc == 2
   assert err[-1].startswith("error: ") and want in err[-1], err

@@ -16,7 +16,6 @@ network of ``tests/test_demo.py`` (64 px input) on synthetic videos made by
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import load_demo_cli
 
 from hybrik_jax import cli
 from hybrik_jax.demo import (
@@ -37,19 +37,11 @@ from hybrik_jax.demo import (
 from hybrik_jax.demo import run as demo_run
 from hybrik_jax.smpl import numpy_kinematics, tables
 
-REPO = Path(__file__).resolve().parent.parent
 SIZE = (320, 240)  # (W, H) of the test videos
 FRAMES = 24
 FPS = 10.0
 STAND_FRAMES = 4
 ATOL_M = 1e-4
-
-
-def _load_cli():
-  spec = importlib.util.spec_from_file_location("demo_cli", REPO / "demo.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def _read_video(path: Path) -> list[np.ndarray]:
@@ -414,7 +406,7 @@ def test_detector_video_cli(stand, tiny_run_dir, tmp_path, capsys):
   out = tmp_path / "out"
   out.mkdir()
   (out / "stand_track7.npz").write_bytes(b"an earlier run's track")
-  rc = _load_cli().main(
+  rc = load_demo_cli().main(
     [
       "--checkpoint",
       str(tiny_run_dir),
@@ -467,7 +459,7 @@ def test_detector_image_and_box_precedence(
   d, gt, onnx_path = stand
   args = ["--checkpoint", str(tiny_run_dir), "--input", str(d / "stand.png")]
   out = tmp_path / "det"
-  rc = _load_cli().main(
+  rc = load_demo_cli().main(
     args + ["--out", str(out), "--detector", str(onnx_path)]
   )
   assert rc == 0, capsys.readouterr().err
@@ -487,7 +479,7 @@ def test_detector_image_and_box_precedence(
   assert sum(l.startswith("v ") for l in obj) == 3 * 6890
   # --bbox wins over --detector (a warning; the detector is not even read).
   out = tmp_path / "box"
-  rc = _load_cli().main(
+  rc = load_demo_cli().main(
     args
     + [
       "--out",
@@ -552,11 +544,11 @@ def test_cli_errors(case, stand, tiny_run_dir, tmp_path, capsys):
     want = "x.onnx: no such file"
   else:
     with pytest.raises(cli.UsageError, match="--smooth"):
-      _load_cli().main(
+      load_demo_cli().main(
         args + ["--input", str(d / "stand.mp4"), "--smooth", "kalman"]
       )
     return
-  rc = _load_cli().main(args)
+  rc = load_demo_cli().main(args)
   err = capsys.readouterr().err.strip().splitlines()
   assert rc == 2
   assert err[-1].startswith("error: ") and want in err[-1], err

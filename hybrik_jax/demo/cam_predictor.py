@@ -31,7 +31,7 @@ Flip test (``flip_test=True``, HRNet only, the authors' demo default): see
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import cv2
@@ -40,8 +40,7 @@ import numpy as np
 from hybrik_jax.demo.camera import Camera
 from hybrik_jax.demo.inputs import DemoError
 from hybrik_jax.demo.placement import rest_pelvis, uvd_to_image
-from hybrik_jax.demo.predictor import compute_dtype
-from hybrik_jax.model import hybrik as hybrik_model
+from hybrik_jax.demo.predictor import BatchedPredictor, compute_dtype
 
 AUTHORS_IMAGE_SIZE = 256
 AUTHORS_SCALE_MULT = 1.25
@@ -108,7 +107,7 @@ def authors_camera(box_xyxy: np.ndarray, height: int, width: int) -> Camera:
   return Camera(focal, ((width - 1) / 2.0, (height - 1) / 2.0))
 
 
-class CamPredictor:
+class CamPredictor(BatchedPredictor):
   """Jitted inference of an authors' camera model + placement by its camera.
 
   Same call and result keys as :class:`hybrik_jax.demo.predictor.Predictor`
@@ -133,8 +132,6 @@ class CamPredictor:
     precision: str | None = None,
     dtype: str = "float32",
   ):
-    import jax
-
     from hybrik_jax.model import hybrik_cam
 
     if arch not in hybrik_cam.MODELS:
@@ -144,16 +141,8 @@ class CamPredictor:
         f"--flip-test is defined for the HRNet camera model only, not {arch} "
         "(the authors' ResNet-34 flip test does not run)"
       )
-    if batch_size < 1:
-      raise DemoError(f"--batch-size must be >= 1, got {batch_size}")
+    super().__init__(variables, AUTHORS_IMAGE_SIZE, batch_size)
     self.arch = arch
-    self.variables = jax.device_put(dict(variables))
-    self.body = hybrik_model.body_model_from_constants(
-      jax.tree.map(np.asarray, dict(variables["constants"]["smpl"]))
-    )
-    self.faces = np.asarray(self.body.faces, np.int64)  # [F, 3]
-    self.image_size = AUTHORS_IMAGE_SIZE
-    self.batch_size = int(batch_size)
     self._predict = functools.partial(
       hybrik_cam.predict,
       arch=arch,
@@ -161,27 +150,9 @@ class CamPredictor:
       precision=precision,
       dtype=compute_dtype(dtype),
     )
-    from hybrik_jax import render
 
-    self.face_colors = render.part_face_colors(
-      np.asarray(self.body.lbs_weights), self.faces
-    )  # [F, 3]
-
-  def __call__(
-    self,
-    images_bgr: Sequence[np.ndarray],
-    bboxes: Sequence[np.ndarray],
-    cameras: Sequence[Camera] | None = None,
-  ) -> list[dict[str, np.ndarray]]:
-    """Predicts and places the meshes of a list of people (any length)."""
-    del cameras
-    results = []
-    for start in range(0, len(images_bgr), self.batch_size):
-      sl = slice(start, start + self.batch_size)
-      results.extend(self._batch(images_bgr[sl], bboxes[sl]))
-    return results
-
-  def _batch(self, images_bgr, bboxes):
+  def _batch(self, images_bgr, bboxes, cameras=None):
+    del cameras  # each person gets the authors' camera
     n, b, size = len(images_bgr), self.batch_size, self.image_size
     crops = np.zeros((b, size, size, 3), np.float32)
     boxes = np.tile(np.array([0, 0, size, size], np.float32), (b, 1))

@@ -90,7 +90,53 @@ def resolve_image_size(checkpoint: str | Path, image_size: int | None) -> int:
   return image_size
 
 
-class Predictor:
+class BatchedPredictor:
+  """What every demo predictor shares: the variables on the device, the
+  body model with its faces and part colours, and calls on a list of people
+  cut into fixed-size batches (the last one padded, so one compilation
+  serves a whole run). Subclasses implement ``_batch(images_bgr, bboxes,
+  cameras)`` for at most ``batch_size`` people.
+  """
+
+  def __init__(
+    self, variables: Mapping[str, Any], image_size: int, batch_size: int
+  ):
+    import jax
+
+    from hybrik_jax import render
+
+    if batch_size < 1:
+      raise DemoError(f"--batch-size must be >= 1, got {batch_size}")
+    self.variables = jax.device_put(dict(variables))
+    self.body = hybrik_model.body_model_from_constants(
+      jax.tree.map(np.asarray, dict(variables["constants"]["smpl"]))
+    )
+    self.faces = np.asarray(self.body.faces, np.int64)  # [F, 3]
+    self.image_size = int(image_size)
+    self.batch_size = int(batch_size)
+    self.face_colors = render.part_face_colors(
+      np.asarray(self.body.lbs_weights), self.faces
+    )  # [F, 3]
+
+  def __call__(
+    self,
+    images_bgr: Sequence[np.ndarray],
+    bboxes: Sequence[np.ndarray],
+    cameras: Sequence[Camera] | None = None,
+  ) -> list[dict[str, np.ndarray]]:
+    """Predicts and places the meshes of a list of people (any length)."""
+    results = []
+    for start in range(0, len(images_bgr), self.batch_size):
+      sl = slice(start, start + self.batch_size)
+      cams = None if cameras is None else cameras[sl]
+      results.extend(self._batch(images_bgr[sl], bboxes[sl], cams))
+    return results
+
+  def _batch(self, images_bgr, bboxes, cameras):
+    raise NotImplementedError
+
+
+class Predictor(BatchedPredictor):
   """Jitted HybrIK inference on fixed-size batches + mesh placement.
 
   Args:
@@ -119,46 +165,18 @@ class Predictor:
     precision: str | None = None,
     dtype: str = "float32",
   ):
-    import jax
-
     if placement not in PLACEMENTS:
       raise DemoError(
         f"--placement must be one of {PLACEMENTS}, got {placement!r}"
       )
-    if batch_size < 1:
-      raise DemoError(f"--batch-size must be >= 1, got {batch_size}")
+    super().__init__(variables, image_size, batch_size)  # checks batch_size
     if not person_height_m > 0:
       raise DemoError(f"--person-height must be > 0, got {person_height_m}")
-    self.variables = jax.device_put(dict(variables))
-    self.body = hybrik_model.body_model_from_constants(
-      jax.tree.map(np.asarray, dict(variables["constants"]["smpl"]))
-    )
-    self.faces = np.asarray(self.body.faces, np.int64)  # [F, 3]
-    self.image_size = int(image_size)
-    self.batch_size = int(batch_size)
-    self.person_height_m = float(person_height_m)
-    self.placement = placement
     self._predict = functools.partial(
       hybrik_model.predict, precision=precision, dtype=compute_dtype(dtype)
     )
-    from hybrik_jax import render
-
-    self.face_colors = render.part_face_colors(
-      np.asarray(self.body.lbs_weights), self.faces
-    )  # [F, 3]
-
-  def __call__(
-    self,
-    images_bgr: Sequence[np.ndarray],
-    bboxes: Sequence[np.ndarray],
-    cameras: Sequence[Camera],
-  ) -> list[dict[str, np.ndarray]]:
-    """Predicts and places the meshes of a list of images (any length)."""
-    results = []
-    for start in range(0, len(images_bgr), self.batch_size):
-      sl = slice(start, start + self.batch_size)
-      results.extend(self._batch(images_bgr[sl], bboxes[sl], cameras[sl]))
-    return results
+    self.person_height_m = float(person_height_m)
+    self.placement = placement
 
   def _batch(self, images_bgr, bboxes, cameras):
     n, b, size = len(images_bgr), self.batch_size, self.image_size

@@ -67,7 +67,12 @@ from hybrik_jax.demo.outputs import (
   track_output_paths,
   write_obj,
 )
-from hybrik_jax.demo.predictor import DTYPES, Predictor, resolve_image_size
+from hybrik_jax.demo.predictor import (
+  DTYPES,
+  BatchedPredictor,
+  Predictor,
+  resolve_image_size,
+)
 from hybrik_jax.interop.authors_mapping import (
   ARCHITECTURES as CAM_ARCHITECTURES,
 )
@@ -373,7 +378,7 @@ def run(
 
 
 def _run_images(
-  predictor: Predictor | CamPredictor,
+  predictor: BatchedPredictor,
   input_path: Path,
   kind: str,
   items: Sequence[Path],

@@ -65,7 +65,6 @@ import numpy as np
 from hybrik_jax.demo import bvh as bvh_export
 from hybrik_jax.demo import pk as pk_export
 from hybrik_jax.demo import smoothing
-from hybrik_jax.demo.cam_predictor import CamPredictor
 from hybrik_jax.demo.camera import Camera, default_camera
 from hybrik_jax.demo.inputs import (
   DEFAULT_QUEUE_FRAMES,
@@ -80,7 +79,7 @@ from hybrik_jax.demo.outputs import (
   result_arrays,
   track_output_paths,
 )
-from hybrik_jax.demo.predictor import Predictor
+from hybrik_jax.demo.predictor import BatchedPredictor
 from hybrik_jax.demo.tracking import Tracker, xywh_to_xyxy
 
 log = logging.getLogger(__name__)
@@ -158,7 +157,7 @@ class _OverlayWriter:
 
 
 def run_video(
-  predictor: Predictor | CamPredictor,
+  predictor: BatchedPredictor,
   path: Path,
   out_dir: Path,
   name: str,
@@ -390,7 +389,7 @@ def run_video(
 def _write_track(
   arrays: dict[str, np.ndarray],
   paths: Sequence[Path],
-  predictor: Predictor | CamPredictor,
+  predictor: BatchedPredictor,
   image_hw: tuple[int, int],
   bvh_order: str,
 ) -> list[Path]:

@@ -214,10 +214,10 @@ def _check_hybrik_architecture(
     if any(k.startswith("preact.") for k in keys):
       raise ConversionError(
         f"{source}: an upstream HybrIK checkpoint (preact.* keys) that is "
-        "neither of the authors' camera models (HRNetSMPLCam: preact.stage4 "
-        "+ preact.final_layer; Simple3DPoseBaseSMPLCam: preact.layer4 + "
-        "fc1; both with deccam / decsigma): supported are those two and "
-        "mmhuman3d's resnet34_hybrik_mixed"
+        "neither of the authors' camera models (a deccam / decsigma camera "
+        "head with preact.stage4.* for HRNetSMPLCam or preact.layer4.* for "
+        "Simple3DPoseBaseSMPLCam): supported are those two and mmhuman3d's "
+        "resnet34_hybrik_mixed"
       )
     raise ConversionError(
       f"{source}: no backbone.*/head.* keys; not an mmhuman3d HybrIK "
@@ -551,8 +551,8 @@ def convert_checkpoint(
   _check_out_dir(out_dir, overwrite)
   obj = torch_format.load_torch_checkpoint(ckpt_path)
   state_dict, stripped = extract_state_dict(obj, ckpt_path)
-  arch = authors_mapping.detect_architecture(state_dict.keys())
-  if arch is None:
+  arch = detect_architecture(state_dict)
+  if arch not in authors_mapping.ARCHITECTURES:
     _check_hybrik_architecture(state_dict, ckpt_path)
     arch = MMHUMAN3D_RESNET34
     variables = weight_mapping.state_dict_to_variables(
