@@ -1,4 +1,5 @@
-"""Evaluate HybrIK with mmhuman3d's protocol (3DPW, H36M, MPI-INF-3DHP).
+"""Evaluate HybrIK with mmhuman3d's protocol (3DPW, H36M, MPI-INF-3DHP), or
+the original authors' camera models with the authors' protocol.
 
   # the released mmhuman3d model, converted (see README):
   python evaluate.py --config configs/mixed.py --checkpoint converted/hybrik
@@ -15,7 +16,18 @@ image paths are relative to); the file's own ``config`` entry picks the
 protocol (pw3d | h36m | mpi_inf_3dhp), ``--dataset-name`` names it for a
 file without one and must agree otherwise. Writes ``metrics.json`` and
 ``per_sample.npz`` (per-sample MPJPE / PA-MPJPE in mm, predictions) to
-``--out`` (default: ``<checkpoint>/eval_<dataset>``). Flags follow
+``--out`` (default: ``<checkpoint>/eval_<dataset>``).
+
+A conversion of the authors' HRNet-W48 / ResNet-34 camera checkpoints
+(``report.json`` names the architecture) is evaluated with their
+``validate_smpl_cam.py`` protocol on 3DPW / H36M files
+(:mod:`hybrik_jax.eval.authors_protocol`: their crop, 2.2 m depth box, PA on
+17 joints for H36M); ``--flip_test`` is their HRNet flip test::
+
+  python evaluate.py --config configs/mixed.py \
+      --checkpoint converted/hrnet_w48_cam --flip_test
+
+Flags follow
 :mod:`hybrik_jax.cli` (``--image-root`` == ``--image_root``).
 """
 
@@ -67,6 +79,12 @@ def define_flags(fv: flags.FlagValues) -> None:
     "pa-3dpck, 3dauc, pa-3dauc.",
     flag_values=fv,
   )
+  flags.DEFINE_bool(
+    "flip_test",
+    False,
+    "The authors' flip test (their HRNet-W48 camera model only).",
+    flag_values=fv,
+  )
   flags.DEFINE_string("out", None, "Output folder.", flag_values=fv)
   flags.DEFINE_integer(
     "batch_size",
@@ -97,7 +115,7 @@ def main(argv=None) -> int:
   from ml_collections import config_flags
 
   from hybrik_jax import builders, errors, storage
-  from hybrik_jax.eval import protocol
+  from hybrik_jax.eval import authors_protocol, protocol
   from hybrik_jax.interop import convert
   from hybrik_jax.train import checkpointing, run_config
 
@@ -124,22 +142,38 @@ def main(argv=None) -> int:
     config.data.eval_batch_size = fv.batch_size
 
   variables, ckpt = checkpointing.load_inference_checkpoint(fv.checkpoint)
-  if ckpt["architecture"] != convert.MMHUMAN3D_RESNET34:
-    # Their data pipeline (crop, normalisation, 2.2 m depth box) and
-    # protocol differ from mmhuman3d's; running them through this one
-    # would print wrong numbers.
-    raise errors.InputError(
-      f"{fv.checkpoint} is the authors' {ckpt['architecture']} model: "
-      "evaluate.py implements mmhuman3d's protocol for its ResNet-34 model "
-      "only (the authors' 3DPW/H36M protocol is not implemented yet); use "
-      "demo.py or hybrik_jax.model.hybrik_cam.predict"
+  arch = ckpt["architecture"]
+  if fv.flip_test and arch not in authors_protocol.FLIP_TEST_ARCHS:
+    raise errors.ConfigError(
+      f"--flip_test is defined for {authors_protocol.FLIP_TEST_ARCHS} only, "
+      f"not for {fv.checkpoint} ({arch}): mmhuman3d's protocol has no flip "
+      "test and the authors' ResNet-34 camera model's crashes in their code"
     )
-  result = protocol.evaluate_dataset(
-    variables,
-    builders.make_eval_data(config, ds),
-    model=builders.build_model(config),
-    metric_names=fv.metrics,
-  )
+  if arch == convert.MMHUMAN3D_RESNET34:
+    result = protocol.evaluate_dataset(
+      variables,
+      builders.make_eval_data(config, ds),
+      model=builders.build_model(config),
+      metric_names=fv.metrics,
+    )
+  else:
+    # The authors' model: their crop and protocol (authors_protocol).
+    source, dataset_name = builders.make_eval_source(config, ds)
+    if not hasattr(source, "image_path"):
+      raise errors.ConfigError(
+        f"{ds.name}: the authors' protocol crops the full images; give an "
+        "npz test file (--data), not pre-cropped records"
+      )
+    result = authors_protocol.evaluate_dataset(
+      variables,
+      source,
+      arch,
+      dataset_name,
+      ds.name,
+      batch_size=int(config.data.eval_batch_size),
+      metric_names=fv.metrics,
+      flip_test=fv.flip_test,
+    )
 
   checkpoint = storage.path(fv.checkpoint)
   out = storage.path(fv.out or checkpoint / f"eval_{ds.name}")
@@ -156,6 +190,11 @@ def main(argv=None) -> int:
     "run_config": str(run[0]) if run is not None else None,
     "dataset": ds.name,
     "dataset_name": result["dataset_name"],
+    "architecture": arch,
+    "protocol": "mmhuman3d"
+    if arch == convert.MMHUMAN3D_RESNET34
+    else "authors (validate_smpl_cam.py)",
+    "flip_test": bool(fv.flip_test),
     "ann_file": str(ds.ann_file),
     "num_samples": result["num_samples"],
     "skipped_samples": [
@@ -176,7 +215,8 @@ def main(argv=None) -> int:
 
   width = max(len(k) for k in result["metrics"])
   print(
-    f"\n{ds.name} ({result['dataset_name']} protocol), "
+    f"\n{ds.name} ({result['dataset_name']}, {report['protocol']} "
+    f"protocol{', flip test' if fv.flip_test else ''}), "
     f"{result['num_samples']} samples"
     + (
       f" ({len(result['skipped_samples'])} bad ones skipped)"

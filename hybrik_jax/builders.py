@@ -260,22 +260,27 @@ class EvalData:
   num_steps: int
 
 
+def make_eval_source(config, ds) -> tuple[Any, str]:
+  """(random-access test source, protocol name) of one ``config.data``
+  entry (``val``/``test`` or one built by ``evaluate.py --data``)."""
+  if not Path(ds.ann_file).is_absolute():  # the config's own data
+    ensure_data(config)
+  source = dataset_spec(config, ds, "test").make_source(test_mode=True)
+  # An npz file's own 'config' entry decides (and must agree with a name
+  # given); pre-cropped records carry none.
+  return source, getattr(source, "dataset_type", None) or ds.dataset_name
+
+
 def make_eval_data(config, ds) -> EvalData:
   """The evaluation loader over one ``config.data`` entry (``val``/``test``
   or one built by ``evaluate.py --data``)."""
-  if not Path(ds.ann_file).is_absolute():  # the config's own data
-    ensure_data(config)
-  spec = dataset_spec(config, ds, "test")
-  source = spec.make_source(test_mode=True)
+  source, dataset_name = make_eval_source(config, ds)
   loader, num_steps = pipeline.make_eval_loader(
     source,
     global_batch=int(config.data.eval_batch_size),
     worker_count=int(config.data.worker_count),
     transform_config=transform_config(config),
   )
-  # An npz file's own 'config' entry decides (and must agree with a name
-  # given); pre-cropped records carry none.
-  dataset_name = getattr(source, "dataset_type", None) or ds.dataset_name
   return EvalData(
     name=ds.name,
     dataset_name=dataset_name,

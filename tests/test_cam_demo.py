@@ -221,30 +221,6 @@ def test_demo_cli_image_and_video_with_a_converted_cam_checkpoint(
   np.testing.assert_allclose(z["pelvis_cam"], z["transl"])
 
 
-def test_evaluate_refuses_cam_checkpoints(converted_resnet_cam, tmp_path):
-  """evaluate.py implements mmhuman3d's protocol only: the authors' models
-  are refused with a message, never scored with the wrong pipeline."""
-  import subprocess
-  import sys
-
-  proc = subprocess.run(
-    [
-      sys.executable,
-      str(REPO / "evaluate.py"),
-      "--config",
-      str(REPO / "configs" / "mixed.py"),
-      "--checkpoint",
-      str(converted_resnet_cam),
-    ],
-    capture_output=True,
-    text=True,
-    cwd=tmp_path,
-    timeout=600,
-  )
-  assert proc.returncode != 0
-  assert "resnet34_cam" in proc.stderr and "not implemented" in proc.stderr
-
-
 def test_bfloat16_is_opt_in_and_runs(variables):
   """--dtype bfloat16 (never the default) really computes in bfloat16 and
   gives finite float32 outputs; a bad name is refused. How far it moves the

@@ -8,7 +8,7 @@ Follows the authors' ``scripts/demo_image.py`` / ``demo_video.py``
   float32 centre and square scale (aspect 1, x1.25), the same affine as
   mmhuman3d's, bilinear warp of the RGB image to 256 x 256, then
   ``(x / 255 - mean) / std`` per RGB channel with their constants
-  (:data:`PIXEL_MEAN`, :data:`PIXEL_STD`). The enlarged box
+  (:mod:`hybrik_jax.data.authors_crop`). The enlarged box
   (``_center_scale_to_box``) and the image centre ``(W / 2, H / 2)`` go to
   the network, which turns its camera into ``transl`` (metres).
 * Placement: camera-frame mesh ``pred_vertices + transl``, seen by a pinhole
@@ -34,66 +34,17 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-import cv2
 import numpy as np
 
+from hybrik_jax.data.authors_crop import authors_test_crop
 from hybrik_jax.demo.camera import Camera
 from hybrik_jax.demo.inputs import DemoError
 from hybrik_jax.demo.placement import rest_pelvis, uvd_to_image
 from hybrik_jax.demo.predictor import BatchedPredictor, compute_dtype
 
 AUTHORS_IMAGE_SIZE = 256
-AUTHORS_SCALE_MULT = 1.25
 AUTHORS_FOCAL_PER_CROP = 1000.0  # pixels of focal per 256-px crop width
-# The authors' test_transform constants (0-1 RGB; ImageNet's mean in BGR
-# order, as their code has it).
-PIXEL_MEAN = np.array([0.406, 0.457, 0.480], np.float32)
-PIXEL_STD = np.array([0.225, 0.224, 0.229], np.float32)
 DEPTH_FACTOR_M = 2.2  # the cam configs' BBOX_3D_SHAPE (2200 mm)
-
-
-def authors_center_scale(
-  bbox_xywh: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-  """The authors' ``_box_to_center_scale`` (aspect 1, x1.25), float32 as
-  theirs: centre and scale [2] in pixels."""
-  x, y, w, h = (float(v) for v in np.asarray(bbox_xywh, np.float64))
-  center = np.zeros(2, np.float32)
-  center[0] = x + w * 0.5
-  center[1] = y + h * 0.5
-  if w > h:
-    h = w
-  elif w < h:
-    w = h
-  scale = np.array([w, h], np.float32) * AUTHORS_SCALE_MULT
-  return center, scale
-
-
-def authors_test_crop(
-  image_bgr: np.ndarray, bbox_xywh: np.ndarray, image_size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """One person's network input, the authors' way.
-
-  Returns:
-    (crop [N, N, 3] float32 normalised RGB, box_xyxy [4] float32: the
-    enlarged box given to the network, trans_inv [2, 3]: crop -> image).
-  """
-  from hybrik_jax.data import transforms
-
-  center, scale = authors_center_scale(bbox_xywh)
-  size = (int(image_size), int(image_size))
-  trans = transforms.get_affine_transform(center, scale, 0.0, size)
-  trans_inv = transforms.get_affine_transform(
-    center, scale, 0.0, size, inv=True
-  )
-  rgb = np.ascontiguousarray(image_bgr[..., ::-1])
-  crop = cv2.warpAffine(rgb, trans, size, flags=cv2.INTER_LINEAR)
-  x = crop.astype(np.float32) / np.float32(255.0)
-  x = (x - PIXEL_MEAN) / PIXEL_STD  # [N, N, 3]
-  w, h = float(scale[0]), float(scale[1])
-  x1, y1 = float(center[0]) - w * 0.5, float(center[1]) - h * 0.5
-  box = np.array([x1, y1, x1 + w, y1 + h], np.float32)
-  return x.astype(np.float32), box, trans_inv.astype(np.float32)
 
 
 def authors_camera(box_xyxy: np.ndarray, height: int, width: int) -> Camera:
