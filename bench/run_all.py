@@ -3,7 +3,8 @@
 Rows: IK+SMPL (``hybrik_forward``, eval) at batch 64/512; full-model
 inference (``predict``) at batch 1/8/32; the data-parallel train step
 (forward, backward, Adam) at per-device batch 8 and 32 in float32 and
-bfloat16; the input pipeline (images/s per worker, pre-cropped records vs
+bfloat16; the authors' HRNet-W48 camera model (``bench/bench_authors.py``):
+inference at batch 1/8 and its train step at batch 8; the input pipeline (images/s per worker, pre-cropped records vs
 full frames). Each figure is the median of ``--repeats`` timed calls after
 warm-up; compile times are the first call.
 
@@ -19,7 +20,10 @@ venv, ``scripts/setup_reference.sh``; 2 threads): once before and once
 after the JAX rows. The PyTorch column is the rate from the mean of the two
 timings, the speed-up is the JAX rate over it, and the header lists both
 timings and torch's own GEMM / 3x3-conv peaks. Without ``--reference`` the
-PyTorch columns stay empty (no figures typed in from elsewhere).
+PyTorch columns stay empty (no figures typed in from elsewhere). The HRNet
+rows' PyTorch column is the authors' own code (``reference/bench_authors.py``)
+and needs ``--authors-src`` (a checkout of Jeff-sjtu/HybrIK; not part of
+this repository).
 
 ``--quick`` runs fewer repeats and only the first train batch (smoke test).
 Multi-device data parallelism on CPU (fake devices share the 2 cores):
@@ -47,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import bench_authors
 import bench_body
 from helpers import (
   FIXTURES,
@@ -76,6 +81,7 @@ TORCH_ROWS = {
   ("infer", 1): "infer/1",
   ("infer", 8): "infer/8",
   ("train_f32", 8): "train_f32/8",
+  **bench_authors.TORCH_ROWS,
 }
 REFVENV = ROOT / ".refvenv"
 
@@ -417,7 +423,15 @@ def define_flags(fv: flags.FlagValues) -> None:
     flag_values=fv,
   )
   flags.DEFINE_list(
-    "skip", [], "Sections to skip: ik,infer,train,input.", flag_values=fv
+    "skip", [], "Sections to skip: ik,infer,train,hrnet,input.", flag_values=fv
+  )
+  flags.DEFINE_string(
+    "authors_src",
+    os.environ.get("HYBRIK_AUTHORS_SRC"),
+    "A checkout of the authors' HybrIK (Jeff-sjtu/HybrIK; env "
+    "HYBRIK_AUTHORS_SRC): with --reference, their HRNet-W48 camera model is "
+    "timed beside the hrnet rows.",
+    flag_values=fv,
   )
   flags.DEFINE_string(
     "train_batches",
@@ -469,9 +483,19 @@ def main(argv=None):
   )
   reps = 2 if args.quick else args.repeats
   torch_runs = []
+  authors = args.reference and args.authors_src and "hrnet" not in skip
+
+  def reference_run(when):
+    print(f"# timing mmhuman3d's PyTorch code ({when} the JAX rows) ...")
+    run = reference_timings(reps, skip)
+    if authors:
+      print(f"# timing the authors' PyTorch HRNet ({when} the JAX rows) ...")
+      hr = bench_authors.reference_timings(Path(args.authors_src), reps, skip)
+      run["ms"].update(hr["ms"])
+    torch_runs.append(run)
+
   if args.reference:
-    print("# timing mmhuman3d's PyTorch code (before the JAX rows) ...")
-    torch_runs.append(reference_timings(reps, skip))
+    reference_run("before")
   table = Table(peaks["gemm"], torch_runs)
   if "ik" not in skip:
     bench_ik(table, max(reps, 10))
@@ -489,15 +513,25 @@ def main(argv=None):
       dtypes=tuple(args.train_dtypes.split(",")),
       image_size=args.train_image_size,
     )
+  if "hrnet" not in skip:
+    hr_vars = bench_authors.recipe_variables()
+    if "infer" not in skip:
+      bench_authors.bench_inference(table, hr_vars, reps, timed, flops_of)
+    del hr_vars
   if "input" not in skip:
     bench_input(table, 50 if args.quick else 200)
   if args.reference:
-    print("# timing mmhuman3d's PyTorch code (after the JAX rows) ...")
-    torch_runs.append(reference_timings(reps, skip))
+    reference_run("after")
     first = torch_runs[0]
     print(
       f"# PyTorch {first['torch']}, {first['threads']} threads, mmhuman3d "
-      f"0.11.0 (reference/bench_torch.py); ms before / after the JAX rows: "
+      f"0.11.0 (reference/bench_torch.py)"
+      + (
+        " and the authors' HybrIK (reference/bench_authors.py)"
+        if authors
+        else ""
+      )
+      + "; ms before / after the JAX rows: "
       + ", ".join(
         f"{k} {first['ms'][k]:.1f} / {torch_runs[1]['ms'].get(k, 0):.1f}"
         for k in first["ms"]

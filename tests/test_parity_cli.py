@@ -189,7 +189,7 @@ def test_bench_reference_times_pytorch_in_the_same_run(refvenv):
       "--quick",
       "--reference",
       "--skip",
-      "infer,train,input",
+      "infer,train,hrnet,input",
     ],
     capture_output=True,
     text=True,
