@@ -37,6 +37,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import authors_model as ref  # noqa: E402
 import bench_torch  # noqa: E402  (median_ms, tile)
 import make_authors_goldens as mag  # noqa: E402
 import numpy as np  # noqa: E402
@@ -70,22 +71,21 @@ def main(argv=None) -> int:
   args = ap.parse_args(argv)
   skip = set(filter(None, args.skip.split(",")))
   torch.set_num_threads(args.threads)
-  src = args.authors_src.resolve()
-  sys.path.insert(0, str(src))
-  mag.install_torchvision_models_stub()
+  src = ref.use_authors_src(args.authors_src)
+  ref.install_torchvision_models_stub()
   with np.load(args.batch) as f:
     data = {k: f[k] for k in f.files}
   ms, reps = {}, args.repeats
   with tempfile.TemporaryDirectory(prefix="bench_authors_") as tmp:
     work = Path(tmp)
-    mag.prepare_workdir(src, work)
-    cfg = mag.load_cfg(src, ARCH)
-    model = mag.build_model(src, work, ARCH)
+    ref.prepare_workdir(src, work, ref.fixture_model_files())
+    cfg = ref.load_cfg(src, ARCH)
+    model = ref.build_model(src, work, ARCH)
     keys = json.loads(
-      (mag.FIXTURES / "authors" / f"{ARCH}_keys.json").read_text()
+      (ref.FIXTURES / "authors" / f"{ARCH}_keys.json").read_text()
     )
     with np.load(
-      mag.FIXTURES / "authors" / f"{ARCH}_bn_stats.npz", allow_pickle=False
+      ref.FIXTURES / "authors" / f"{ARCH}_bn_stats.npz", allow_pickle=False
     ) as z:
       stats = {k: z[k] for k in z.files}
     mag.load_recipe(model, build_state_dict(ARCH, stats, keys))

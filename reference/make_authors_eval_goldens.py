@@ -51,6 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "reference"))
 sys.path.insert(0, str(REPO / "tests"))
 
+import authors_model as ref  # noqa: E402
 import cv2  # noqa: E402
 import make_authors_goldens as mag  # noqa: E402
 import numpy as np  # noqa: E402
@@ -142,17 +143,17 @@ def authors_metrics(dataset_cls, dataset_name, bbox_3d_shape, samples, xyz17):
 
 
 def run_arch(arch, transform_cls, classes, data, folder, out) -> dict:
-  cfg = mag.load_cfg(SRC, arch)
-  model = mag.build_model(SRC, folder / "work", arch)
+  cfg = ref.load_cfg(SRC, arch)
+  model = ref.build_model(SRC, folder / "work", arch)
   keys = json.loads(
-    (mag.FIXTURES / "authors" / f"{arch}_keys.json").read_text()
+    (ref.FIXTURES / "authors" / f"{arch}_keys.json").read_text()
   )
   with np.load(
-    mag.FIXTURES / "authors" / f"{arch}_bn_stats.npz", allow_pickle=False
+    ref.FIXTURES / "authors" / f"{arch}_bn_stats.npz", allow_pickle=False
   ) as z:
     stats = {k: z[k] for k in z.files}
   mag.load_recipe(model, build_state_dict(arch, stats, keys))
-  model.flip_heatmap = mag.intended_flip_heatmap(model)
+  model.flip_heatmap = ref.intended_flip_heatmap(model)
   bbox_3d_shape_m = [v * 1e-3 for v in cfg.MODEL.BBOX_3D_SHAPE]
   summary = {}
   for dataset_name in FILES:
@@ -202,7 +203,7 @@ def run_arch(arch, transform_cls, classes, data, folder, out) -> dict:
         )
       xyz17 = o.pred_xyz_jts_17.reshape(len(samples), 17, 3).numpy()
       # The reference's own float32 noise on these inputs (float64 run).
-      with mag.precision(model, torch.float64), torch.no_grad():
+      with ref.precision(model, torch.float64), torch.no_grad():
         o64 = model(
           torch.stack(inputs).double(),
           flip_test=flip,
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--authors-src", type=Path, required=True)
   ap.add_argument(
-    "--data", type=Path, default=mag.FIXTURES / "authors" / "eval"
+    "--data", type=Path, default=ref.FIXTURES / "authors" / "eval"
   )
   ap.add_argument("--out", type=Path, default=None)
   ap.add_argument("--threads", type=int, default=2)
@@ -249,17 +250,16 @@ def main(argv=None) -> int:
   args = ap.parse_args(argv)
   torch.set_num_threads(args.threads)
   global SRC
-  SRC = args.authors_src.resolve()
-  sys.path.insert(0, str(SRC))
-  mag.install_torchvision_models_stub()
+  SRC = ref.use_authors_src(args.authors_src)
+  ref.install_torchvision_models_stub()
   transform_cls, classes = import_authors_modules()
   out_dir = args.out or args.data
   out, summary = {}, {}
   with tempfile.TemporaryDirectory() as tmp:
     folder = Path(tmp)
-    mag.prepare_workdir(SRC, folder / "work")
+    ref.prepare_workdir(SRC, folder / "work", ref.fixture_model_files())
     try:
-      for arch in mag.CONFIGS:
+      for arch in ref.CONFIGS:
         summary.update(
           run_arch(
             arch, transform_cls, classes, args.data.resolve(), folder, out

@@ -64,12 +64,8 @@ Exit status 0 on success (a JSON summary on stdout), 1 on a failed check.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gzip
 import json
-import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,22 +76,20 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "reference"))
 sys.path.insert(0, str(REPO / "tests"))
 
+import authors_model  # noqa: E402
 import numpy as np  # noqa: E402
 import refenv  # noqa: E402, F401  (stubs torchvision / pytorch3d)
 import torch  # noqa: E402
-import yaml  # noqa: E402
+from authors_model import (  # noqa: E402
+  CONFIGS,
+  FIXTURES,
+  bn_modules,
+  build_model,
+  intended_flip_heatmap,
+  load_cfg,
+)
 from authors_recipe import build_state_dict, normalise  # noqa: E402
 
-FIXTURES = REPO / "tests" / "fixtures"
-CONFIGS = {
-  "hrnet_w48_cam": "configs/256x192_adam_lr1e-3-hrw48_cam_2x_w_pw3d_3dhp.yaml",
-  "resnet34_cam": "configs/256x192_adam_lr1e-3-res34_smpl_3d_cam_2x_mix_w_pw3d.yaml",
-}
-MODEL_FILES = {
-  "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl": None,  # gunzipped SMPL
-  "J_regressor_h36m.npy": FIXTURES / "J_regressor_h36m.npy",
-  "h36m_mean_beta.npy": FIXTURES / "h36m_mean_beta.npy",
-}
 NUM_CALIB = 8
 NUM_TEST = 2
 CALIB_SEED = 1000
@@ -207,74 +201,13 @@ def calibration_images() -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
-# The authors' models
+# The authors' models (built and run by authors_model.py)
 # ---------------------------------------------------------------------------
 
 
-def install_torchvision_models_stub() -> None:
-  """``torchvision.models.resnet34(pretrained=True)``: an empty module (the
-  ResNet model copies whatever matches from it -- nothing)."""
-  import torchvision
-
-  tm = getattr(torchvision, "models", None)
-  if tm is None:
-    tm = types.ModuleType("torchvision.models")
-    sys.modules["torchvision.models"] = tm
-    torchvision.models = tm
-  if hasattr(tm, "resnet34"):
-    raise SystemExit(
-      "make_authors_goldens: a real torchvision is installed; its "
-      "resnet34(pretrained=True) would download ImageNet weights. Run in the "
-      "reference venv (refenv's torchvision stub)."
-    )
-  for name in ("resnet18", "resnet34", "resnet50", "resnet101"):
-    setattr(tm, name, lambda pretrained=False, **kw: torch.nn.Module())
-
-
-def prepare_workdir(authors_src: Path, work: Path) -> None:
-  (work / "model_files").mkdir(parents=True, exist_ok=True)
-  for name, src in MODEL_FILES.items():
-    dst = work / "model_files" / name
-    if src is None:
-      with gzip.open(FIXTURES / "smpl" / "SMPL_NEUTRAL.pkl.gz", "rb") as fi:
-        with open(dst, "wb") as fo:
-          shutil.copyfileobj(fi, fo)
-    else:
-      shutil.copy(src, dst)
-  (work / "hybrik").symlink_to(authors_src / "hybrik")
-
-
-def load_cfg(authors_src: Path, arch: str):
-  from easydict import EasyDict
-
-  with open(authors_src / CONFIGS[arch]) as f:
-    return EasyDict(yaml.load(f, Loader=yaml.FullLoader))
-
-
-def build_model(authors_src: Path, work: Path, arch: str):
-  """``builder.build_sppe(cfg.MODEL)`` run from ``work`` (relative paths)."""
-  from hybrik.models import builder
-
-  cfg = load_cfg(authors_src, arch)
-  cwd = os.getcwd()
-  os.chdir(work)
-  try:
-    with contextlib.redirect_stdout(sys.stderr):
-      model = builder.build_sppe(cfg.MODEL)
-  finally:
-    os.chdir(cwd)
-  return model.eval()
-
-
-def bn_modules(module):
-  return [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-
-
 def load_recipe(model, state: dict[str, np.ndarray]) -> None:
-  full = {k: v.clone() for k, v in model.state_dict().items()}
-  for k, v in state.items():
-    full[k] = torch.from_numpy(np.ascontiguousarray(v))
-  model.load_state_dict(full, strict=True)
+  """A recipe (no ``smpl.*``: the model keeps its synthetic body model)."""
+  authors_model.load_state(model, state, strict_keys=False)
 
 
 def calibrate(model, arch: str, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -299,155 +232,17 @@ def calibrate(model, arch: str, images: np.ndarray) -> dict[str, np.ndarray]:
   }
 
 
-def intended_flip_heatmap(model):
-  """flip_heatmap with the intended shift (RHS cloned before the copy)."""
-
-  def flip_heatmap(heatmaps, shift=True):
-    heatmaps = heatmaps.flip(dims=(4,))
-    for a, b in model.joint_pairs_29:
-      idx = torch.tensor((a, b))
-      heatmaps[:, idx] = heatmaps[:, torch.tensor((b, a))]
-    if shift:
-      heatmaps[..., 1:] = heatmaps[..., :-1].clone()
-    return heatmaps
-
-  return flip_heatmap
-
-
-class _Float64Torch(types.ModuleType):
-  """``torch`` for the authors' modules in a float64 run: ``torch.float32``
-  (their explicit dtypes of arange / zeros) reads float64."""
-
-  def __init__(self):
-    super().__init__("torch")
-
-  def __getattr__(self, name):
-    if name == "float32":
-      return torch.float64
-    return getattr(torch, name)
-
-
-@contextlib.contextmanager
-def precision(model, dtype):
-  """float32: nothing. float64: the model in float64, default dtype float64,
-  ``torch.float32`` of the authors' modules -> float64, ``Tensor.float()``
-  keeping float64 tensors."""
-  if dtype == torch.float32:
-    yield model
-    return
-  import hybrik.models.HRNetWithCam as hr
-  import hybrik.models.layers.smpl.lbs as lbs
-  import hybrik.models.simple3dposeSMPLWithCam as rn
-
-  mods = (hr, rn, lbs)
-  saved = [m.torch for m in mods]
-  orig_float = torch.Tensor.float
-  prev = torch.get_default_dtype()
-
-  def keep64(self, *a, **k):
-    return self if self.dtype == torch.float64 else orig_float(self, *a, **k)
-
-  model.double()
-  model.smpl_dtype = torch.float64
-  model.smpl.dtype = torch.float64
-  for m in mods:
-    m.torch = _Float64Torch()
-  torch.Tensor.float = keep64
-  torch.set_default_dtype(torch.float64)
-  try:
-    yield model
-  finally:
-    torch.set_default_dtype(prev)
-    torch.Tensor.float = orig_float
-    for m, t in zip(mods, saved, strict=True):
-      m.torch = t
-    model.float()
-    model.smpl_dtype = torch.float32
-    model.smpl.dtype = torch.float32
-
-
-OUT_KEYS = (
-  "pred_uvd_jts",
-  "pred_xyz_jts_29",
-  "pred_xyz_jts_24",
-  "pred_xyz_jts_24_struct",
-  "pred_xyz_jts_17",
-  "pred_vertices",
-  "pred_theta_mats",
-  "pred_shape",
-  "pred_delta_shape",
-  "pred_phi",
-  "pred_sigma",
-  "maxvals",
-  "cam_scale",
-  "cam_root",
-  "transl",
-  "pred_camera",
-  "cam_trans",
-  "img_feat",
-)
-
-
 def run_case(model, arch, inputs, dtype, *, boxes=True, flip=False):
   """One eval forward; returns outputs + intermediates as numpy float64."""
-  captured = {}
-
-  def keep_first(name):
-    def hook(module, args, output):  # returns None: the output is unchanged
-      captured.setdefault(name, output.detach().clone())
-
-    return hook
-
-  if arch == "hrnet_w48_cam":
-    watched = {
-      "backbone_features": model.preact.final_feat_layer,
-      "heatmap_logits": model.preact.final_layer,
-    }
-  else:
-    watched = {
-      "backbone_features": model.preact,
-      "deconv_features": model.deconv_layers,
-      "heatmap_logits": model.final_layer,
-    }
-  hooks = [m.register_forward_hook(keep_first(k)) for k, m in watched.items()]
-  calls = []
-  if arch == "hrnet_w48_cam":
-    orig = type(model).update_scale.__get__(model)
-
-    def update_scale(*a, **k):
-      try:
-        r = orig(*a, **k)
-      except RuntimeError as e:
-        calls.append(f"raised: {str(e).splitlines()[0]}")
-        raise
-      calls.append("ok")
-      return r
-
-    model.update_scale = update_scale
-    model.flip_heatmap = intended_flip_heatmap(model)
-  kwargs = {}
-  if boxes:
-    kwargs = {
-      "bboxes": torch.from_numpy(inputs["bboxes"]).to(dtype),
-      "img_center": torch.from_numpy(inputs["img_center"]).to(dtype),
-    }
-  try:
-    with precision(model, dtype), torch.no_grad():
-      x = torch.from_numpy(normalise(inputs["img_u8"])).to(dtype)
-      out = model(x, flip_test=flip, **kwargs)
-  finally:
-    for h in hooks:
-      h.remove()
-    model.__dict__.pop("update_scale", None)
-    model.__dict__.pop("flip_heatmap", None)
-  res = {
-    k: out[k].detach().numpy().astype(np.float64) for k in OUT_KEYS if k in out
-  }
-  # The first call of each hook is the unflipped pass.
-  for k, v in captured.items():
-    res[k] = v.numpy().astype(np.float64)
-  res["update_scale_calls"] = calls
-  return res
+  return authors_model.forward(
+    model,
+    arch,
+    normalise(inputs["img_u8"]),
+    dtype,
+    bboxes=inputs["bboxes"] if boxes else None,
+    img_center=inputs["img_center"] if boxes else None,
+    flip=flip,
+  )
 
 
 def inplace_flip_gap(model, inputs) -> dict[str, float]:
@@ -755,14 +550,15 @@ def main(argv=None) -> int:
   COMMIT = args.authors_commit
   torch.set_num_threads(args.threads)
   torch.manual_seed(0)
-  src = args.authors_src.resolve()
-  sys.path.insert(0, str(src))
-  install_torchvision_models_stub()
+  src = authors_model.use_authors_src(args.authors_src)
+  authors_model.install_torchvision_models_stub()
   args.out.mkdir(parents=True, exist_ok=True)
   summary = {}
   with tempfile.TemporaryDirectory() as tmp:
     work = Path(tmp)
-    prepare_workdir(src, work)
+    authors_model.prepare_workdir(
+      src, work, authors_model.fixture_model_files()
+    )
     try:
       for arch in args.arch:
         make = make_demo if args.demo else make_arch

@@ -22,6 +22,24 @@ from helpers import (  # noqa: F401
 
 
 @pytest.fixture(scope="session")
+def refvenv() -> Path:
+  """The PyTorch reference venv (built on first use, ~1 min)."""
+  import subprocess
+
+  from helpers import REPO
+
+  venv = REPO / ".refvenv"
+  if not (venv / "bin" / "python").exists():
+    subprocess.run(
+      ["bash", str(REPO / "scripts" / "setup_reference.sh")],
+      check=True,
+      cwd=REPO,
+      timeout=1800,
+    )
+  return venv
+
+
+@pytest.fixture(scope="session")
 def smpl_dir(tmp_path_factory) -> Path:
   """A folder holding the synthetic SMPL_NEUTRAL.pkl (plain numpy pickle)."""
   d = tmp_path_factory.mktemp("smpl")

@@ -32,6 +32,7 @@ from authors_recipe import build_state_dict, load_keys, normalise
 from helpers import golden, load_synthetic_body
 
 from hybrik_jax.interop import authors_mapping as am
+from hybrik_jax.interop import parity
 from hybrik_jax.interop.weight_mapping import WeightMappingError
 from hybrik_jax.model import authors_smpl, cam_head, hybrik_cam
 
@@ -41,36 +42,8 @@ RESNET = am.RESNET34_CAM
 # Per-tensor atol: 3-8x the largest float32-vs-float64 noise of the
 # reference over that architecture's cases (meta['f32_vs_f64']; the values
 # measured with the committed goldens are in tests/fixtures/authors/README.md).
-# fmt: off
-_ATOL_ROWS = {
-  # key:                   (HRNet,  ResNet-34)
-  "backbone_features":      (5e-4,   2.5e-4),
-  "deconv_features":        (None,   2e-4),
-  "heatmap_logits":         (6e-4,   6e-4),
-  "img_feat":               (4e-5,   None),
-  "pred_uvd_jts":           (5e-5,   4e-5),
-  "pred_xyz_jts_29":        (5e-5,   4e-5),
-  "pred_xyz_jts_24":        (5e-5,   4e-5),
-  "pred_xyz_jts_24_struct": (1e-4,   3e-5),
-  "pred_xyz_jts_17":        (1e-4,   3e-5),
-  "pred_vertices":          (2.5e-4, 8e-5),
-  "pred_theta_mats":        (3e-3,   2e-3),
-  "pred_shape":             (2e-5,   1e-5),
-  "pred_delta_shape":       (2e-5,   1e-5),
-  "pred_phi":               (3e-5,   1e-5),
-  "pred_sigma":             (1e-5,   1e-5),
-  "maxvals":                (6e-5,   6e-5),
-  "cam_scale":              (6e-5,   1e-5),
-  "cam_root":               (2e-4,   2e-5),
-  "transl":                 (2e-4,   2e-5),
-  "pred_camera":            (1e-5,   None),
-  "cam_trans":              (None,   1e-5),
-}
-# fmt: on
-ATOL = {
-  arch: {k: v[i] for k, v in _ATOL_ROWS.items() if v[i] is not None}
-  for i, arch in enumerate((HRNET, RESNET))
-}
+# One table with parity.py's floors for the authors' checkpoints.
+ATOL = parity.AUTHORS_FLOORS
 INTERMEDIATES = ("backbone_features", "deconv_features", "heatmap_logits")
 CASES = {HRNET: ("eval_", "nobox_", "flip_"), RESNET: ("eval_", "nobox_")}
 

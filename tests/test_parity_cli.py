@@ -18,20 +18,7 @@ from helpers import REPO, subprocess_env
 
 from hybrik_jax.interop import parity
 
-REFVENV = REPO / ".refvenv"
 RUNNER = REPO / "reference" / "run_hybrik.py"
-
-
-@pytest.fixture(scope="module")
-def refvenv():
-  if not (REFVENV / "bin" / "python").exists():
-    subprocess.run(
-      ["bash", str(REPO / "scripts" / "setup_reference.sh")],
-      check=True,
-      cwd=REPO,
-      timeout=1800,
-    )
-  return REFVENV
 
 
 @pytest.fixture(scope="module")
