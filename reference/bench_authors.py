@@ -19,7 +19,8 @@ Rows (milliseconds per call, median of ``--repeats`` after one warm-up):
 
 * ``hrnet_infer/B``: the eval forward with boxes and image centre, no flip
   test, under ``torch.no_grad()``, B = 1, 8;
-* ``hrnet_train/8``: train-mode forward, their ``LaplaceLossDimSMPLCam``
+* ``hrnet_train/8``: train-mode forward (images only, as their
+  ``scripts/train_smpl_cam.py`` calls it), their ``LaplaceLossDimSMPLCam``
   with the config's weights, backward, ``torch.optim.Adam`` (lr 1e-3) step.
 
 Writes ``{"torch": version, "threads": N, "ms": {row: ms}}``.
@@ -118,11 +119,11 @@ def main(argv=None) -> int:
       [p for p in model.parameters() if p.requires_grad], lr=1e-3
     )
     b = 8
-    x, boxes, centers = inputs(b)
+    x, _, _ = inputs(b)
     labels = {k: bench_torch.tile(data[k], b) for k in LABELS}
 
     def train_step():
-      out = model(x, bboxes=boxes, img_center=centers)
+      out = model(x)  # their train script passes no boxes
       loss = criterion(out, labels)
       opt.zero_grad()
       loss.backward()
