@@ -1,0 +1,238 @@
+"""Training pieces of the authors' camera recipe against their own code.
+
+Goldens: tests/fixtures/authors/cam_train.npz, made by
+``reference/make_cam_train_goldens.py`` (the authors' target methods of
+``SimpleTransform3DSMPLCam`` and their ``LaplaceLossDimSMPLCam`` /
+``L1LossDimSMPLCam`` on the train-mode outputs of their recipe models).
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import golden
+
+from hybrik_jax.data import cam_targets
+from hybrik_jax.train import cam_losses
+
+ARCHS = ("hrnet_w48_cam", "resnet34_cam")
+
+
+@pytest.fixture(scope="module")
+def gold():
+  return golden("authors/cam_train.npz")
+
+
+def _recipe_weights(g) -> dict[str, float]:
+  el = json.loads(str(g["meta"]))["summary"]["elements"]
+  return {
+    "beta": el["BETA_WEIGHT"],
+    "theta": el["THETA_WEIGHT"],
+    "twist": el["TWIST_WEIGHT"],
+    "uvd": el["UVD24_WEIGHT"],
+  }
+
+
+def test_targets_match_authors(gold):
+  """uvd/xyz/theta targets and the camera (calc_cam_scale_trans2) equal the
+  authors' on 6 samples, the no-camera and invalid-camera branches
+  included."""
+  g = gold
+  n = g["in_joints29"].shape[0]
+  valid = []
+  for i in range(n):
+    got = cam_targets.smpl_targets(
+      g["in_joints29"][i],
+      g["in_vis29"][i],
+      g["in_xyz24"][i],
+      g["in_pose"][i],
+      img_res=256,
+    )
+    for k, v in got.items():
+      want = g[f"tgt_{k}"][i]
+      assert v.shape == want.shape and v.dtype == np.float32, k
+      atol = 1e-3 if k == "camera_error" else 1e-6
+      np.testing.assert_allclose(v, want, rtol=1e-6, atol=atol, err_msg=k)
+    valid.append(float(got["camera_valid"][0]))
+  # Both branches were exercised: valid cameras and rejected ones.
+  assert 0.0 in valid and 1.0 in valid
+  assert g["tgt_camera_error"][-2, 0] == -1  # the single-joint sample
+  assert g["tgt_camera_scale"][-2, 0] == 0
+
+
+def test_camera_recovers_a_known_camera(gold):
+  """With 0.5-px noise the solved scale is within 1% of the camera the
+  golden samples were projected with."""
+  g = gold
+  for i in range(4):
+    got = cam_targets.smpl_targets(
+      g["in_joints29"][i],
+      g["in_vis29"][i],
+      g["in_xyz24"][i],
+      g["in_pose"][i],
+      256,
+    )
+    np.testing.assert_allclose(
+      got["camera_scale"][0], g["in_cam"][i, 0], rtol=1e-2
+    )
+    np.testing.assert_allclose(
+      got["camera_trans"], g["in_cam"][i, 1:], atol=5e-3
+    )
+
+
+def test_rodrigues_is_a_rotation():
+  """Up to the authors' +1e-8 inside the norm (axis not exactly unit)."""
+  rng = np.random.default_rng(0)
+  r = cam_targets.rodrigues_matrices(rng.normal(size=(24, 3)))
+  np.testing.assert_allclose(
+    r @ np.swapaxes(r, 1, 2), np.eye(3)[None].repeat(24, 0), atol=1e-7
+  )
+  np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-7)
+
+
+def _inputs(g, arch):
+  pre_o, pre_t = f"{arch}_out_", f"{arch}_tgt_"
+  out = {
+    k[len(pre_o) :]: jnp.asarray(v) for k, v in g.items() if k.startswith(pre_o)
+  }
+  tgt = {
+    k[len(pre_t) :]: jnp.asarray(v) for k, v in g.items() if k.startswith(pre_t)
+  }
+  return out, tgt
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_laplace_loss_matches_authors(gold, arch):
+  """Total (float32) and every term (vs float64) within rtol 1e-5."""
+  out, tgt = _inputs(gold, arch)
+  terms = cam_losses.laplace_losses(out, tgt, _recipe_weights(gold))
+  want_total = float(gold[f"{arch}_loss"])
+  print(arch, {k: float(v) for k, v in terms.items()})
+  np.testing.assert_allclose(float(terms["loss"]), want_total, rtol=1e-5)
+  np.testing.assert_allclose(
+    float(terms["loss"]), float(gold[f"{arch}_loss_f64"]), rtol=1e-5
+  )
+  names = ["beta", "theta", "twist", "uvd", "scale"]
+  if arch == "resnet34_cam":
+    names.append("trans")
+  else:
+    assert "loss_trans" not in terms  # HRNet regresses no xy offset
+  for name in names:
+    want = float(gold[f"{arch}_term_{name}"])
+    got = float(terms[f"loss_{name}"])
+    assert want != 0, name
+    np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=name)
+  assert set(terms) == {"loss"} | {f"loss_{n}" for n in names}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_l1_loss_matches_authors(gold, arch):
+  out, tgt = _inputs(gold, arch)
+  terms = cam_losses.l1_losses(out, tgt, _recipe_weights(gold))
+  np.testing.assert_allclose(
+    float(terms["loss"]), float(gold[f"{arch}_l1_loss"]), rtol=1e-5
+  )
+
+
+def test_camera_terms_are_masked_by_xyz_weight(gold):
+  """Sample 1 of the goldens has <= 3 xyz weights: changing its camera
+  prediction changes nothing; sample 0's does."""
+  out, tgt = _inputs(gold, "resnet34_cam")
+  w = cam_losses.camera_weight(tgt["target_xyz_weight_24"])
+  np.testing.assert_array_equal(np.asarray(w)[:, 0], [1.0, 0.0])
+  base = cam_losses.laplace_losses(out, tgt, _recipe_weights(gold))
+  for i, changes in ((1, False), (0, True)):
+    o = dict(out)
+    o["cam_scale"] = out["cam_scale"].at[i].add(0.5)
+    o["cam_trans"] = out["cam_trans"].at[i].add(0.5)
+    t = cam_losses.laplace_losses(o, tgt, _recipe_weights(gold))
+    for k in ("loss_scale", "loss_trans"):
+      assert (float(t[k]) != float(base[k])) == changes, (i, k)
+
+
+def test_zero_uvd_weights_sum_not_divided():
+  """All-zero uvd weights: the authors return the (zero) sum, not 0/0."""
+  b = 2
+  pred = jnp.zeros((b, 29, 3))
+  sigma = jnp.full((b, 29, 1), 0.1)
+  v = cam_losses.weighted_laplace(
+    pred, sigma, pred + 0.1, jnp.zeros((b, 29, 3))
+  )
+  assert float(v) == 0.0
+
+
+@pytest.fixture(scope="module")
+def human_data(tmp_path_factory):
+  from test_human_data import make_human_data
+
+  from hybrik_jax.data.annotations import HybrIKAnnotations
+  from hybrik_jax.data.human_data import save_human_data
+
+  tmp = tmp_path_factory.mktemp("cam_hd")
+  out = {}
+  for kind in ("h36m", "pw3d"):  # mm / metres
+    save_human_data(tmp / f"{kind}.npz", make_human_data(kind, seed=3))
+    out[kind] = HybrIKAnnotations(tmp / f"{kind}.npz", kind)
+  return out
+
+
+def test_train_transform_makes_camera_targets(human_data):
+  """``targets='authors_cam'`` in the train transform: a consistent camera
+  for a rotated crop (the xyz joints turn with it), the same targets from
+  mm and metre data, rotation-matrix theta; the mmhuman3d keys keep their
+  shapes otherwise."""
+  import dataclasses
+
+  from test_human_data import H, W
+
+  from hybrik_jax.data import transforms as T
+
+  cfg = T.TransformConfig(targets="authors_cam")
+  img = (np.random.default_rng(4).random((H, W, 3)) * 255).astype(np.uint8)
+  outs = {}
+  for kind, ann in human_data.items():
+    for rot_u in (0.2, 0.9):  # rotation -33 deg / none
+      d = dataclasses.replace(
+        T.identity_draws(), rot_randn=-1.1, rot_u=rot_u, scale_randn=-0.4
+      )
+      outs[kind, rot_u] = T.train_sample(ann[1], img, d, cfg, return_meta=True)
+  a, b = outs["h36m", 0.2], outs["h36m", 0.9]
+  assert a["meta"]["rotation"] == pytest.approx(-33.0)
+  assert b["meta"]["rotation"] == 0.0
+  for o in outs.values():
+    assert o["target_theta"].shape == (216,)
+    assert o["camera_valid"][0] == 1.0 and 0 < o["camera_error"][0] < 20
+    assert o["target_uvd_29"].shape == (87,)
+  # The camera does not depend on the crop rotation (xyz turned with it).
+  np.testing.assert_allclose(a["camera_scale"], b["camera_scale"], rtol=1e-5)
+  np.testing.assert_allclose(a["camera_error"], b["camera_error"], atol=1e-3)
+  np.testing.assert_allclose(
+    np.linalg.norm(a["camera_trans"]),
+    np.linalg.norm(b["camera_trans"]),
+    rtol=1e-4,
+  )
+  # Without turning the xyz joints the fit is far worse.
+  xyz_unrot = b["target_xyz_24"].reshape(24, 3)
+  _, _, _, err = cam_targets.camera_scale_trans(
+    xyz_unrot,
+    a["target_uvd_29"].reshape(29, 3)[:24],
+    a["target_weight_29"].reshape(29, 3)[:24],
+  )
+  assert err > 5 * a["camera_error"][0]
+  # mm (h36m layout) and metre (3DPW layout) data give the same targets.
+  for k in cam_targets.non_smpl_targets():
+    np.testing.assert_allclose(
+      outs["h36m", 0.2][k],
+      outs["pw3d", 0.2][k],
+      rtol=1e-4,
+      atol=1e-5,
+      err_msg=k,
+    )
+  # theta: rotation matrices of the crop-rotated pose.
+  r = a["target_theta"].reshape(24, 3, 3)
+  np.testing.assert_allclose(
+    r @ np.swapaxes(r, 1, 2), np.eye(3)[None].repeat(24, 0), atol=1e-6
+  )
