@@ -23,6 +23,7 @@ from etils.epath import Path
 
 from hybrik_jax import errors
 from hybrik_jax.data import pipeline, transforms
+from hybrik_jax.interop import authors_mapping, convert
 from hybrik_jax.model import hybrik as hybrik_model
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,10 @@ PACKAGE_PREFIX = "package://"
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PRECISIONS = ("default", "high", "highest")
 # config.model.arch: mmhuman3d's HybrIK (the default when the config has no
-# ``arch``) or one of the authors' camera models (hybrik_cam.MODELS).
-MMHUMAN3D_ARCH = "mmhuman3d_resnet34"
-CAM_ARCHS = ("hrnet_w48_cam", "resnet34_cam")
+# ``arch``) or one of the authors' camera models; the names the converter
+# records in report.json (interop.convert.ARCHITECTURES).
+MMHUMAN3D_ARCH = convert.MMHUMAN3D_RESNET34
+CAM_ARCHS = authors_mapping.ARCHITECTURES
 
 
 def precision(name: str) -> str | None:
