@@ -310,3 +310,48 @@ def test_hrnet_cam_recipe_trains_end_to_end(tmp_path):
   out = jax.jit(lambda v, x: model.apply(v, x))(variables, img)
   for k in ("pred_vertices", "transl", "cam_scale", "pred_uvd_jts"):
     assert np.all(np.isfinite(np.asarray(out[k]))), k
+  # evaluate.py knows the run is an authors' model and refuses it (their
+  # protocol is not implemented) instead of scoring it as mmhuman3d's.
+  ev = subprocess.run(
+    [
+      sys.executable,
+      str(REPO / "evaluate.py"),
+      "--config",
+      f"{REPO / 'configs' / 'hrnet_w48_cam.py'}:synthetic",
+      "--checkpoint",
+      str(work),
+      f"--config.data.root={tmp_path / 'data'}",
+    ],
+    env=subprocess_env(),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert ev.returncode == 2, ev.stderr[-2000:]
+  assert "authors' hrnet_w48_cam model" in ev.stderr
+
+
+def test_train_transform_non_smpl_sample_has_no_camera(tmp_path):
+  """COCO (2-D only) through ``targets='authors_cam'``: mmhuman3d's uvd
+  targets, zero rotation-matrix theta and no camera (xyz weight 0, so the
+  camera losses skip the sample)."""
+  from test_human_data import H, W, make_human_data
+
+  from hybrik_jax.data import transforms as T
+  from hybrik_jax.data.annotations import HybrIKAnnotations
+  from hybrik_jax.data.human_data import save_human_data
+
+  save_human_data(tmp_path / "coco.npz", make_human_data("coco", seed=3))
+  ann = HybrIKAnnotations(tmp_path / "coco.npz", "coco")[0]
+  img = np.zeros((H, W, 3), np.uint8)
+  cam = T.train_sample(
+    ann, img, T.identity_draws(), T.TransformConfig(targets="authors_cam")
+  )
+  base = T.train_sample(ann, img, T.identity_draws())
+  np.testing.assert_array_equal(cam["target_uvd_29"], base["target_uvd_29"])
+  assert np.any(cam["target_weight_29"] > 0)
+  assert cam["target_theta"].shape == (216,) and not np.any(cam["target_theta"])
+  assert not np.any(cam["target_xyz_weight_24"])
+  assert cam["camera_error"][0] == -1 and cam["camera_scale"][0] == 0
+  # Batches mix SMPL and non-SMPL samples: the same keys and shapes.
+  assert set(cam) >= set(cam_targets.non_smpl_targets())
