@@ -173,6 +173,12 @@ def main(argv=None) -> int:
       batch_size=int(config.data.eval_batch_size),
       metric_names=fv.metrics,
       flip_test=fv.flip_test,
+      # A training run's own network (backbone, input size, depth box); a
+      # conversion is the authors' model at 256 px.
+      model=builders.build_model(config) if run is not None else None,
+      image_size=int(config.model.image_size)
+      if run is not None
+      else authors_protocol.IMAGE_SIZE,
     )
 
   checkpoint = storage.path(fv.checkpoint)

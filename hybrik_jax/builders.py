@@ -23,6 +23,7 @@ from etils.epath import Path
 
 from hybrik_jax import errors
 from hybrik_jax.data import pipeline, transforms
+from hybrik_jax.interop import authors_mapping, convert
 from hybrik_jax.model import hybrik as hybrik_model
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,11 @@ PACKAGE_PREFIX = "package://"
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PRECISIONS = ("default", "high", "highest")
+# config.model.arch: mmhuman3d's HybrIK (the default when the config has no
+# ``arch``) or one of the authors' camera models; the names the converter
+# records in report.json (interop.convert.ARCHITECTURES).
+MMHUMAN3D_ARCH = convert.MMHUMAN3D_RESNET34
+CAM_ARCHS = authors_mapping.ARCHITECTURES
 
 
 def precision(name: str) -> str | None:
@@ -63,12 +69,47 @@ def _under(root: str, rel: str) -> Path:
 # -----------------------------------------------------------------------------
 
 
-def build_model(config) -> hybrik_model.HybrIK:
-  """``HybrIK`` per ``config.model`` (backbone, dtype, precision, dropout)."""
+def model_arch(config) -> str:
+  """``config.model.arch`` (absent: mmhuman3d's model), checked."""
+  arch = config.model.get("arch", MMHUMAN3D_ARCH)
+  if arch not in (MMHUMAN3D_ARCH, *CAM_ARCHS):
+    raise errors.ConfigError(
+      f"config.model.arch={arch!r}; choose from {[MMHUMAN3D_ARCH, *CAM_ARCHS]}"
+    )
+  return arch
+
+
+def is_cam_model(config) -> bool:
+  """Whether the config trains one of the authors' camera models."""
+  return model_arch(config) in CAM_ARCHS
+
+
+def build_model(config):
+  """The network per ``config.model``: ``HybrIK`` (backbone, dtype,
+  precision, dropout) or, for ``arch`` 'hrnet_w48_cam' / 'resnet34_cam',
+  the authors' camera model (backbone, dtype, precision, dropout for the
+  ResNet one, depth factor = ``bbox_3d_shape`` / 1000 m)."""
   name = config.model.dtype
   if name not in _DTYPES:
     raise errors.ConfigError(
       f"config.model.dtype={name!r}; choose from {sorted(_DTYPES)}"
+    )
+  arch = model_arch(config)
+  if arch in CAM_ARCHS:
+    from hybrik_jax.model import hybrik_cam
+
+    kwargs = {}
+    if arch == "resnet34_cam":
+      kwargs["dropout_rate"] = config.model.get(
+        "dropout", hybrik_cam.Simple3DPoseBaseSMPLCam.dropout_rate
+      )
+    return hybrik_cam.make_model(
+      arch,
+      dtype=_DTYPES[name],
+      precision=precision(config.model.precision),
+      backbone=config.model.backbone,
+      depth_factor=float(config.model.bbox_3d_shape) * 1e-3,
+      **kwargs,
     )
   return hybrik_model.HybrIK(
     dtype=_DTYPES[name],
@@ -90,11 +131,28 @@ def load_body_model(config):
   )
 
 
-def initial_variables(
-  config, model: hybrik_model.HybrIK, rng: jax.Array
-) -> dict:
+def initial_variables(config, model, rng: jax.Array) -> dict:
   """Random init + ImageNet backbone (``model.backbone_init``, if set) +
   mean shape and body model in ``constants``."""
+  if is_cam_model(config):
+    if config.model.backbone_init:
+      raise errors.ConfigError(
+        f"config.model.backbone_init={config.model.backbone_init!r}: "
+        "initialising the authors' camera models from a pretrained backbone "
+        "(their pose_hrnet_w48_256x192.pth) is not implemented; use '' "
+        "(random init) or convert a full checkpoint with "
+        "convert_torch_weights.py"
+      )
+    from hybrik_jax.model import hybrik_cam
+
+    return hybrik_cam.init_variables(
+      rng,
+      model_arch(config),
+      smpl_model=load_body_model(config),
+      init_shape=resolve_path(config, config.body_model.mean_beta),
+      image_size=transform_config(config).img_res,
+      model=model,
+    )
   variables = hybrik_model.init_variables(
     rng,
     smpl_model=load_body_model(config),
@@ -130,18 +188,35 @@ def transform_config(config) -> transforms.TransformConfig:
   ``config.normalize`` and the input size ``config.model.image_size``."""
   # config.augment's fields are TransformConfig's augmentation fields, by name.
   fields = {f.name for f in dataclasses.fields(transforms.TransformConfig)}
-  augment = {k: float(v) for k, v in config.augment.items()}
+  augment = {k: _augment_value(v) for k, v in config.augment.items()}
   unknown = sorted(set(augment) - fields)
   if unknown:
     raise errors.ConfigError(f"config.augment has unknown fields {unknown}")
   norm = config.normalize
+  targets = {}
+  if is_cam_model(config):  # the authors' camera-model targets
+    targets = {
+      "targets": "authors_cam",
+      "bbox_3d_shape": float(config.model.bbox_3d_shape),
+    }
   return transforms.TransformConfig(
     img_res=int(config.model.image_size),
     mean=tuple(norm.mean),
     std=tuple(norm.std),
     to_rgb=bool(norm.to_rgb),
     **augment,
+    **targets,
   )
+
+
+def _augment_value(v):
+  """A config.augment value as TransformConfig takes it: a bool stays, a
+  sequence becomes a tuple of floats, anything else a float."""
+  if isinstance(v, bool):
+    return v
+  if isinstance(v, (tuple, list)):
+    return tuple(float(x) for x in v)
+  return float(v)
 
 
 def dataset_spec(
@@ -307,9 +382,39 @@ def make_optimizer(
     opt.lr, steps_per_epoch, sched.decay_epochs, sched.decay_factor
   )
   tx = optimizer.adam(
-    schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps, weight_decay=opt.weight_decay
+    schedule,
+    b1=opt.b1,
+    b2=opt.b2,
+    eps=opt.eps,
+    weight_decay=opt.weight_decay,
+    # The authors' camera recipe clips each parameter's gradient (5).
+    clip_per_param=float(opt.get("clip_norm_per_param", 0.0)),
   )
   return tx, schedule
+
+
+def train_task(config):
+  """What the train step feeds the model and how it is scored
+  (:class:`hybrik_jax.train.step.Task`): mmhuman3d's four losses, or for
+  the authors' camera models the images alone and ``config.loss.type``
+  ('laplace': their ``LaplaceLossDimSMPLCam``, 'l1': ``L1LossDimSMPLCam``).
+  """
+  from hybrik_jax.train import step
+
+  if not is_cam_model(config):
+    return step.MMHUMAN3D_TASK
+  from hybrik_jax.train import cam_losses
+
+  loss_type = config.loss.type
+  if loss_type not in cam_losses.LOSSES:
+    raise errors.ConfigError(
+      f"config.loss.type={loss_type!r}; choose from {sorted(cam_losses.LOSSES)}"
+    )
+  return step.Task(
+    input_keys=("img",),
+    target_keys=cam_losses.TARGET_KEYS,
+    loss_fn=cam_losses.get_loss(loss_type),
+  )
 
 
 def loss_weights(config) -> dict[str, float]:

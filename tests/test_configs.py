@@ -116,9 +116,19 @@ def test_every_config_leaf_is_read(tmp_path, monkeypatch):
   # The pre-cropped source reads its own folder.
   config.data.source = "tfds"
   builders.dataset_spec(config, config.data.train[0], "train")
+  # The authors' camera recipe: what its builders read beyond the above
+  # (its run is tests/test_cam_train.py's slow test).
+  cam = load_config(ROOT / "configs" / "hrnet_w48_cam.py")
+  rec_cam = _ReadRecorder(cam, monkeypatch)
+  builders.build_model(cam)
+  builders.transform_config(cam)
+  builders.train_task(cam)
+  builders.make_optimizer(cam, 10)
+  builders.loss_weights(cam)
+  read = rec.read | rec_cam.read
 
   for path in CONFIGS:
-    unread = sorted(_leaves(load_config(path)) - rec.read)
+    unread = sorted(_leaves(load_config(path)) - read)
     assert not unread, (
       f"{path.name}: config values that no code reads: {unread}"
     )
@@ -151,6 +161,86 @@ def test_configs_load_and_are_the_recipe():
   assert "weight" not in mixed.data.val and "weight" not in mixed.data.test
   syn = load_config(ROOT / "configs" / "synthetic.py")
   assert syn.data.synthetic.generate and syn.model.image_size == 128
+
+
+def test_hrnet_cam_config_is_the_authors_recipe():
+  """configs/hrnet_w48_cam.py builds the authors' HRNet camera model, loss,
+  targets, augmentation and optimiser (values of their yaml and
+  train_smpl_cam.py)."""
+  from hybrik_jax.model import hybrik_cam
+  from hybrik_jax.train import cam_losses
+
+  c = load_config(ROOT / "configs" / "hrnet_w48_cam.py")
+  model = builders.build_model(c)
+  assert isinstance(model, hybrik_cam.HRNetSMPLCam)
+  assert model.backbone == "hrnet_w48" and model.depth_factor == 2.2
+  assert builders.train_task(c).loss_fn is cam_losses.laplace_losses
+  assert builders.loss_weights(c) == {
+    "beta": 1.0,
+    "theta": 0.01,
+    "twist": 1.0,
+    "uvd": 1.0,
+  }
+  t = builders.transform_config(c)
+  assert (t.img_res, t.targets, t.bbox_3d_shape) == (256, "authors_cam", 2200)
+  assert (t.rot_factor, t.scale_factor, t.flip_prob) == (30, 0.3, 0.25)
+  assert (t.dpg_prob, t.occlusion_prob, t.noise_factor) == (0, 1, 0.2)
+  assert t.occlusion_area == (0, 0.3) and t.occlusion_ratio == (0.5, 2)
+  assert t.noise_clip
+  np.testing.assert_allclose(t.mean, np.array([0.406, 0.457, 0.480]) * 255)
+  np.testing.assert_allclose(t.std, np.array([0.225, 0.224, 0.229]) * 255)
+  assert [(d.name, d.weight) for d in c.data.train] == [
+    ("h36m", 0.3),
+    ("coco", 0.4),
+    ("mpi_inf_3dhp", 0.1),
+    ("pw3d_train", 0.2),
+  ]
+  assert c.per_device_batch_size == 36 and c.eval_every_epochs == 0
+  # Their epochs (2 x the largest set) are 2 of ours: 60/80 of 200.
+  lr = builders.make_optimizer(c, steps_per_epoch=10)[1]
+  assert [float(lr(s)) for s in (1199, 1200, 1599, 1600, 3999)] == (
+    pytest.approx([1e-3, 1e-4, 1e-4, 1e-5, 1e-5])
+  )
+  assert c.num_epochs == 400
+  # Each parameter's gradient is clipped to norm 5 on its own, before Adam.
+  from hybrik_jax.train import optimizer
+
+  tx, _ = builders.make_optimizer(c, steps_per_epoch=10)
+  first = tx.init({"w": np.zeros(2, np.float32)})[0]
+  assert type(first).__name__ == "EmptyState"  # chain(clip, adam), not adam
+  grads = {"a": np.full(4, 10.0, np.float32), "b": np.array([0.3, 0.4])}
+  out, _ = optimizer.clip_norm_per_param(5.0).update(grads, None)
+  np.testing.assert_allclose(np.linalg.norm(out["a"]), 5.0, rtol=1e-6)
+  np.testing.assert_allclose(out["b"], grads["b"], rtol=1e-6)  # norm 0.5
+  # The explicit synthetic variant (--config FILE:synthetic).
+  syn = _parse(config="hrnet_w48_cam.py:synthetic")
+  assert syn.model.arch == "hrnet_w48_cam" and syn.model.image_size == 128
+  assert syn.data.synthetic.generate and syn.body_model.path.startswith(
+    builders.PACKAGE_PREFIX
+  )
+  with pytest.raises(cli.UsageError, match="unknown variant"):
+    _parse(config="hrnet_w48_cam.py:other")
+
+
+CAM_OVERRIDES = {
+  "loss.type=l1": lambda c: builders.train_task(c).loss_fn,
+  "model.bbox_3d_shape=2000": lambda c: _transforms(c).bbox_3d_shape,
+  "model.arch=resnet34_cam": lambda c: type(_model(c)),
+  "optimizer.clip_norm_per_param=0.0": lambda c: type(
+    builders.make_optimizer(c, 10)[0].init({"w": np.zeros(2)})[0]
+  ),
+  "augment.noise_clip=False": lambda c: _transforms(c).noise_clip,
+  "augment.occlusion_area=(0.,0.7)": lambda c: _transforms(c).occlusion_area,
+  "augment.occlusion_ratio=(0.3,3.)": lambda c: _transforms(c).occlusion_ratio,
+}
+
+
+@pytest.mark.parametrize("override", sorted(CAM_OVERRIDES))
+def test_cam_override_changes_what_is_built(override):
+  observe = CAM_OVERRIDES[override]
+  cfg = "hrnet_w48_cam.py"
+  base = observe(_parse(config=cfg))
+  assert base != observe(_parse("--config." + override, config=cfg)), override
 
 
 def _adam_update(config) -> np.ndarray:

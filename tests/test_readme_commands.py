@@ -48,6 +48,16 @@ RULES = [
     TINY_TRAIN
     + ["--config.model.backbone_init=pretrained/resnet34-b627a593.pth"],
   ),
+  # The authors' HRNet camera recipe: the shallow HRNet-W48 (the full one
+  # takes minutes to compile on a CPU; tests/test_cam_train.py).
+  (
+    "python train.py --config configs/hrnet_w48_cam.py:synthetic",
+    TINY_TRAIN + TINY_DATA + ["--config.model.backbone=hrnet_w48_shallow"],
+  ),
+  (
+    "python train.py --config configs/hrnet_w48_cam.py",
+    TINY_TRAIN + ["--config.model.backbone=hrnet_w48_shallow"],
+  ),
   (
     "python evaluate.py --config configs/mixed.py",
     ["--config.data.eval_batch_size=2"],
@@ -133,11 +143,16 @@ def _mmhuman3d_data(root: Path, synthetic: Path, assets: Path) -> None:
     ("h36m", "hybrik_h36m_train.npz"),
     ("mpi_inf_3dhp", "hybrik_mpi_inf_3dhp_train.npz"),
     ("coco", "hybrik_coco_2017_train.npz"),
+    ("pw3d", "hybrik_pw3d_train.npz"),  # configs/hrnet_w48_cam.py's
   ):
     _copy_as(synthetic / "synthetic_train.npz", ann / npz, name)
     shutil.copytree(synthetic / "images", root / "datasets" / name / "images")
   shutil.copy(synthetic / "synthetic_test.npz", ann / "hybrik_pw3d_test.npz")
-  shutil.copytree(synthetic / "images", root / "datasets" / "pw3d" / "images")
+  shutil.copytree(
+    synthetic / "images",
+    root / "datasets" / "pw3d" / "images",
+    dirs_exist_ok=True,
+  )
   smpl = root / "body_models" / "smpl"
   smpl.mkdir(parents=True)
   with gzip.open(assets / "SMPL_NEUTRAL.pkl.gz") as f:

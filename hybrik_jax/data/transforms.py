@@ -55,9 +55,22 @@ OCCLUSION_AREA = (0.0, 0.7)  # fraction of the bbox area
 OCCLUSION_RATIO = (0.3, 1 / 0.3)  # h / w
 
 
+TARGET_SETS = ("mmhuman3d", "authors_cam")
+
+
 @dataclasses.dataclass(frozen=True)
 class TransformConfig:
-  """Transform settings; defaults are those of ``resnet34_hybrik_mixed``."""
+  """Transform settings; defaults are those of ``resnet34_hybrik_mixed``.
+
+  ``targets='authors_cam'`` makes the training targets of the authors'
+  camera models (:mod:`hybrik_jax.data.cam_targets`: depth and xyz in units
+  of ``bbox_3d_shape`` mm, no uvd range check, rotation-matrix theta, the
+  camera targets); ``occlusion_area`` / ``occlusion_ratio`` are the
+  occluder's area (fraction of the box) and h/w ranges; ``noise_clip``
+  clips the channel noise to [0, 255] and truncates to integers (the
+  authors' colour jitter writes back into the uint8 crop; mmhuman3d's
+  multiplies the float image unclipped).
+  """
 
   img_res: int = 256
   dpg_prob: float = 0.9
@@ -72,6 +85,15 @@ class TransformConfig:
   to_rgb: bool = True
   flip_pairs: tuple[tuple[int, int], ...] = conventions.HUMAN_DATA_FLIP_PAIRS
   keypoints_maps: tuple = conventions.TRAIN_KEYPOINTS_MAPS
+  occlusion_area: tuple[float, float] = OCCLUSION_AREA
+  occlusion_ratio: tuple[float, float] = OCCLUSION_RATIO
+  noise_clip: bool = False
+  targets: str = "mmhuman3d"
+  bbox_3d_shape: float = 2200.0  # mm; used by targets='authors_cam' only
+
+  def __post_init__(self):
+    if self.targets not in TARGET_SETS:
+      raise ValueError(f"targets={self.targets!r}; choose from {TARGET_SETS}")
 
 
 DEFAULT_CONFIG = TransformConfig()
@@ -329,15 +351,17 @@ def occlusion_rect(
 ) -> tuple[int, int, int, int] | None:
   """RandomOcclusion's rectangle (x, y, w, h) px, or None if none is pasted.
 
-  Area U(0, 0.7) x box area, aspect h/w U(0.3, 1/0.3), top-left uniform in
+  Area U(``config.occlusion_area``) x box area (mmhuman3d: (0, 0.7); the
+  authors' camera recipe: (0, 0.3)), aspect h/w U(``config
+  .occlusion_ratio``) ((0.3, 1/0.3); theirs (0.5, 2)), top-left uniform in
   ``[x1, x2 - w - 1)``; pasted only when it lies inside the image (a single
   attempt); coordinates and sizes are truncated to int.
   """
   if draws.occ_u > config.occlusion_prob:
     return None
   xmin, ymin, xmax, ymax = (np.float64(v) for v in np.asarray(bbox)[:4])
-  area_min, area_max = OCCLUSION_AREA
-  ratio_min, ratio_max = OCCLUSION_RATIO
+  area_min, area_max = config.occlusion_area
+  ratio_min, ratio_max = config.occlusion_ratio
   synth_area = (
     (draws.occ_area_u * (area_max - area_min) + area_min)
     * (xmax - xmin)
@@ -548,6 +572,54 @@ def _uvd_target(
 
 
 def generate_targets(
+  results: dict[str, Any],
+  img_res: int,
+  test_mode: bool,
+  config: TransformConfig = DEFAULT_CONFIG,
+) -> dict[str, Any]:
+  """GenerateHybrIKTarget (:func:`mmhuman3d_targets`); for training with
+  ``config.targets == 'authors_cam'`` the authors' camera-model targets
+  then replace or add what differs (:func:`authors_cam_targets`)."""
+  out = mmhuman3d_targets(results, img_res, test_mode)
+  if config.targets == "authors_cam" and not test_mode:
+    out.update(authors_cam_targets(out, img_res, config.bbox_3d_shape))
+  return out
+
+
+def authors_cam_targets(
+  results: Mapping[str, Any], img_res: int, bbox_3d_shape: float
+) -> dict[str, np.ndarray]:
+  """The targets of the authors' camera recipe that differ from mmhuman3d's
+  (:mod:`hybrik_jax.data.cam_targets`), from a sample after the crop.
+
+  SMPL samples: depth and root-relative xyz are taken to mm (data in mm
+  when ``depth_factor >= 500``, else metres: the authors' rule), the xyz
+  joints turned with the crop rotation (the authors rotate them; mmhuman3d
+  leaves ``keypoints3d_relative`` unrotated), then
+  :func:`cam_targets.smpl_targets`. Other samples keep mmhuman3d's targets
+  plus :func:`cam_targets.non_smpl_targets` (no camera).
+  """
+  from hybrik_jax.data import cam_targets
+
+  if not results["has_smpl"]:
+    return cam_targets.non_smpl_targets()
+  to_mm = 1.0 if results["depth_factor"] >= 500 else 1000.0
+  joints = np.array(results["keypoints3d"], np.float32)  # [29, 3]
+  joints[:, 2] = joints[:, 2] * np.float32(to_mm)
+  xyz24 = np.asarray(results["keypoints3d_relative"], np.float32)[:24]
+  xyz24 = cam_targets.rotate_xyz(xyz24 * np.float32(to_mm), results["rotation"])
+  b = float(bbox_3d_shape)
+  return cam_targets.smpl_targets(
+    joints,
+    np.asarray(results["keypoints3d_vis"], np.float32),
+    xyz24,
+    np.asarray(results["pose"]).reshape(24, 3),
+    img_res,
+    bbox_3d_shape=(b, b, b),
+  )
+
+
+def mmhuman3d_targets(
   results: dict[str, Any], img_res: int, test_mode: bool
 ) -> dict[str, Any]:
   """GenerateHybrIKTarget: ``trans_inv``, crop ``bbox`` and all targets.
@@ -627,11 +699,17 @@ def generate_targets(
   return results
 
 
-def channel_noise(img: np.ndarray, factors: Sequence[float]) -> np.ndarray:
+def channel_noise(
+  img: np.ndarray, factors: Sequence[float], clip: bool = False
+) -> np.ndarray:
   """RandomChannelNoise: channel k (BGR order) x factors[k] via cv2.multiply
-  (float image, no clipping)."""
+  (float image, no clipping). ``clip``: then clipped to [0, 255] and
+  truncated to integers (the authors' colour jitter on the uint8 crop)."""
   pn = np.asarray(factors, dtype=np.float64).reshape(1, 3)
-  return cv2.multiply(img, pn)
+  out = cv2.multiply(img, pn)
+  if clip:
+    out = np.floor(np.clip(out, 0, 255)).astype(out.dtype)
+  return out
 
 
 def normalize(
@@ -717,6 +795,15 @@ def sample_draws(
   return d
 
 
+CAM_TARGET_KEYS = (
+  "target_xyz_weight_24",
+  "camera_scale",
+  "camera_trans",
+  "camera_valid",
+  "camera_error",
+)
+
+
 def _collect(
   img: np.ndarray, results: Mapping[str, Any], return_meta: bool
 ) -> dict[str, Any]:
@@ -732,6 +819,9 @@ def _collect(
     "bbox": f32(results["bbox"]),
     "sample_idx": np.asarray(results.get("sample_idx", -1), np.int32),
   }
+  for key in CAM_TARGET_KEYS:  # targets='authors_cam' only
+    if key in results:
+      out[key] = f32(results[key])
   for key in (
     "target_uvd_29",
     "target_xyz_24",
@@ -809,8 +899,8 @@ def train_sample(
     img, results = flip_sample(img, results, config.flip_pairs)
   results = select_keypoints(results, config.keypoints_maps)
   img, results = affine_sample(img, results, config.img_res)
-  results = generate_targets(results, config.img_res, test_mode=False)
-  img = channel_noise(img, draws.channel_noise)
+  results = generate_targets(results, config.img_res, False, config)
+  img = channel_noise(img, draws.channel_noise, config.noise_clip)
   img = normalize(img, config.mean, config.std, config.to_rgb)
   return _collect(img, results, return_meta)
 

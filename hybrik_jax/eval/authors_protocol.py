@@ -54,15 +54,19 @@ FLIP_TEST_ARCHS = ("hrnet_w48_cam",)
 
 
 def keypoint_errors(
-  pred_xyz_17: np.ndarray, gt_joint_relative: np.ndarray, dataset_name: str
+  pred_xyz_17: np.ndarray,
+  gt_joint_relative: np.ndarray,
+  dataset_name: str,
+  depth_box_m: float = DEPTH_BOX_M,
 ) -> dict[str, np.ndarray]:
   """Per-sample, per-joint errors of the authors' ``evaluate_xyz_17``.
 
   Args:
-    pred_xyz_17: [N, 17, 3] predicted H36M joints, units of the 2.2 m box.
+    pred_xyz_17: [N, 17, 3] predicted H36M joints, units of the depth box.
     gt_joint_relative: [N, 17, 3] GT H36M joints (``h36m_idxs`` of the
       HumanData-190 layout): metres for 3DPW, millimetres for H36M.
     dataset_name: 'pw3d' or 'h36m'.
+    depth_box_m: the model's depth box (2.2 m, their ``BBOX_3D_SHAPE``).
 
   Returns:
     {'mpjpe': [N, 14], 'pa_mpjpe': [N, 14]} in millimetres.
@@ -79,7 +83,7 @@ def keypoint_errors(
       f"{pred.shape} and {gt.shape}"
     )
   to_mm = 1000.0 if dataset_name == "pw3d" else 1.0  # GT unit -> mm
-  pred = pred * (DEPTH_BOX_M * 1000.0 / to_mm)  # GT units
+  pred = pred * (depth_box_m * 1000.0 / to_mm)  # GT units
   pred = pred - pred[:, :1]
   gt = gt - gt[:, :1]
   lsp = list(protocol.LSP14_FROM_H36M)
@@ -99,12 +103,12 @@ def keypoint_errors(
   }
 
 
-def _sample_input(source, j: int, scale_mult: float):
-  """(crop [256, 256, 3], box [4], img_center [2]) of sample ``j``."""
+def _sample_input(source, j: int, scale_mult: float, image_size: int):
+  """(crop [N, N, 3], box [4], img_center [2]) of sample ``j``."""
   annotation, image = source[j]  # image: [H, W, 3] uint8 BGR
   x1, y1, x2, y2 = (float(v) for v in np.asarray(annotation["bbox"])[:4])
   crop, box, _ = authors_crop.authors_test_crop(
-    image, np.array([x1, y1, x2 - x1, y2 - y1]), IMAGE_SIZE, scale_mult
+    image, np.array([x1, y1, x2 - x1, y2 - y1]), image_size, scale_mult
   )
   h, w = image.shape[:2]
   return crop, box, np.array([w * 0.5, h * 0.5], np.float32)
@@ -113,9 +117,10 @@ def _sample_input(source, j: int, scale_mult: float):
 def run_inference(
   variables,
   source,
-  arch: str,
+  model,
   dataset_name: str,
   batch_size: int,
+  image_size: int = IMAGE_SIZE,
   flip_test: bool = False,
   progress: bool = True,
   desc: str = "eval",
@@ -123,21 +128,31 @@ def run_inference(
 ) -> dict[str, np.ndarray]:
   """The camera model over every sample of ``source``, in order.
 
+  Args:
+    model: an ``HRNetSMPLCam`` / ``Simple3DPoseBaseSMPLCam`` module
+      (:mod:`hybrik_jax.model.hybrik_cam`).
+
   Batches are padded to ``batch_size`` (one compiled shape); images are
   read and cropped by ``workers`` threads.
 
   Returns:
-    {'xyz_17': [N, 17, 3] H36M joints (units of the 2.2 m box),
+    {'xyz_17': [N, 17, 3] H36M joints (units of the depth box),
     'smpl_beta': [N, 10], 'transl': [N, 3] camera translation (metres)}.
   """
   from tqdm import tqdm
-
-  from hybrik_jax.model import hybrik_cam
 
   n = len(source)
   scale_mult = SCALE_MULT[dataset_name]
   variables = jax.device_put(variables)
   keys = ("pred_xyz_jts_17", "pred_shape", "transl")
+
+  @jax.jit
+  def forward(variables, images, boxes, centers):
+    out = model.apply(
+      variables, images, boxes, centers, train=False, flip_test=flip_test
+    )
+    return {k: out[k] for k in keys}
+
   chunks = {k: [] for k in keys}
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
     starts = range(0, n, batch_size)
@@ -145,17 +160,19 @@ def run_inference(
       starts, desc=desc, disable=not progress, unit="batch", leave=False
     ):
       idx = list(range(start, min(n, start + batch_size)))
-      rows = list(pool.map(lambda j: _sample_input(source, j, scale_mult), idx))
+      rows = list(
+        pool.map(
+          lambda j: _sample_input(source, j, scale_mult, image_size), idx
+        )
+      )
       pad = batch_size - len(rows)  # one compiled shape: repeat the last
       rows += [rows[-1]] * pad
       crops, boxes, centers = (np.stack(c) for c in zip(*rows, strict=True))
-      out = hybrik_cam.predict(
+      out = forward(
         variables,
-        jnp.asarray(crops),  # [B, 256, 256, 3]
+        jnp.asarray(crops),  # [B, N, N, 3]
         jnp.asarray(boxes),  # [B, 4]
         jnp.asarray(centers),  # [B, 2]
-        arch=arch,
-        flip_test=flip_test,
       )
       for k in keys:
         chunks[k].append(np.asarray(out[k])[: len(idx)])
@@ -177,8 +194,14 @@ def evaluate_dataset(
   metric_names: Sequence[str] | None = None,
   flip_test: bool = False,
   progress: bool = True,
+  model=None,
+  image_size: int = IMAGE_SIZE,
 ) -> dict:
   """The authors' protocol over one test source (``NpzSource``/tfds).
+
+  ``model`` defaults to ``hybrik_cam.make_model(arch)`` (a conversion of
+  their checkpoint: 256 px, 2.2 m depth box); a training run passes its
+  own (``builders.build_model``) and ``image_size``.
 
   Returns the same dict as :func:`hybrik_jax.eval.protocol.evaluate_dataset`
   (metrics in mm keyed 'MPJPE' / 'PA-MPJPE', per-sample errors,
@@ -204,12 +227,17 @@ def evaluate_dataset(
   n = len(source)
   if n == 0:
     raise errors.InputError(f"{name}: no samples to evaluate")
+  if model is None:
+    from hybrik_jax.model import hybrik_cam
+
+    model = hybrik_cam.make_model(arch)
   pred = run_inference(
     variables,
     source,
-    arch,
+    model,
     dataset_name,
     batch_size,
+    image_size=image_size,
     flip_test=flip_test,
     progress=progress,
     desc=f"eval {name}",
@@ -220,7 +248,9 @@ def evaluate_dataset(
       for i in range(n)
     ]
   )
-  err = keypoint_errors(pred["xyz_17"], gt, dataset_name)
+  err = keypoint_errors(
+    pred["xyz_17"], gt, dataset_name, float(model.depth_factor)
+  )
   table = {"mpjpe": "MPJPE", "pa-mpjpe": "PA-MPJPE"}
   key = {"mpjpe": "mpjpe", "pa-mpjpe": "pa_mpjpe"}
   metrics = {table[m]: float(err[key[m]].mean()) for m in names}

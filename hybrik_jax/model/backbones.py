@@ -17,6 +17,7 @@ from hybrik_jax.model import hrnet, resnet
 BACKBONES: dict[str, type[nn.Module]] = {
   "resnet34": resnet.ResNet34,
   "hrnet_w48": hrnet.HRNetW48,
+  "hrnet_w48_shallow": hrnet.HRNetW48Shallow,  # smoke tests (hrnet.py)
 }
 
 

@@ -80,6 +80,15 @@ W48_STAGES = (
   (4, (4, 4, 4), (48, 96, 192)),
   (3, (4, 4, 4, 4), (48, 96, 192, 384)),
 )
+# A shallow variant (same stem, layer1, widths, branches, fuse layers and
+# heads; one module of one BasicBlock per branch in stages 2-4, 9 blocks
+# instead of 104): registered as 'hrnet_w48_shallow' for smoke tests and CPU
+# runs, where the full network takes minutes to compile. Not the authors'.
+W48_SHALLOW_STAGES = (
+  (1, (1, 1), (48, 96)),
+  (1, (1, 1, 1), (48, 96, 192)),
+  (1, (1, 1, 1, 1), (48, 96, 192, 384)),
+)
 # The classification ("feature") head: Bottleneck planes per branch (x4 out).
 HEAD_PLANES = (32, 64, 128, 256)
 FEATURE_DIM = 2048
@@ -350,3 +359,10 @@ class HRNetW48(nn.Module):
     if return_heatmap:
       return heatmap, feat
     return feat
+
+
+class HRNetW48Shallow(HRNetW48):
+  """:class:`HRNetW48` with :data:`W48_SHALLOW_STAGES` (not a model-zoo
+  network: fast-compiling smoke tests of the HRNet code path)."""
+
+  stages: Sequence[Any] = W48_SHALLOW_STAGES

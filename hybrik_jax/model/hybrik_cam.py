@@ -443,6 +443,7 @@ def init_variables(
   smpl_model=None,
   init_shape: Any = None,
   image_size: int = 256,
+  model: nn.Module | None = None,
 ) -> dict[str, Any]:
   """Fresh variables of ``make_model(arch)`` (PyTorch-style random init).
 
@@ -450,16 +451,22 @@ def init_variables(
     rng: PRNG key.
     arch: 'hrnet_w48_cam' or 'resnet34_cam'.
     smpl_model: body model (with the H36M regressor) for ``constants/smpl``.
-    init_shape: [10] mean shape (None = zeros).
+    init_shape: [10] mean shape, or a path to an ``.npy`` of it (None =
+      zeros).
     image_size: traced input size.
+    model: the module to initialise (default ``make_model(arch)``).
   """
-  model = make_model(arch)
+  model = make_model(arch) if model is None else model
   images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
   variables = jax.jit(functools.partial(model.init, train=False))(
     {"params": rng}, images
   )
   variables = {k: dict(v) for k, v in variables.items()}
   if init_shape is not None:
+    if isinstance(init_shape, (str, bytes)) or hasattr(
+      init_shape, "__fspath__"
+    ):
+      init_shape = np.load(init_shape, allow_pickle=False)
     variables["constants"]["init_shape"] = jnp.asarray(
       np.asarray(init_shape, np.float32).reshape(cam_head.NUM_BETAS)
     )

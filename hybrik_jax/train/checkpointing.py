@@ -239,7 +239,8 @@ def load_inference_checkpoint(path: Any, body_model=None) -> tuple[dict, dict]:
     model, {'path': the folder read, 'step': the training step or None for
     a conversion, 'architecture': one of
     :data:`hybrik_jax.interop.convert.ARCHITECTURES` (a conversion's
-    ``report.json``; training runs: mmhuman3d's ResNet-34 model)}).
+    ``report.json``; training runs: their ``config.json``'s
+    ``model.arch``, mmhuman3d's ResNet-34 model when it has none)}).
   """
   from hybrik_jax.interop import convert
   from hybrik_jax.model import hybrik as hybrik_model
@@ -310,11 +311,22 @@ def load_inference_checkpoint(path: Any, body_model=None) -> tuple[dict, dict]:
     return variables, {
       "path": str(step_dir),
       "step": step,
-      "architecture": convert.MMHUMAN3D_RESNET34,
+      "architecture": _run_architecture(step_dir),
     }
   raise CheckpointNotFoundError(
     f"{path}: no readable checkpoint ({'; '.join(errors)})"
   )
+
+
+def _run_architecture(step_dir: Any) -> str:
+  """``model.arch`` of the training run a checkpoint belongs to (its
+  ``config.json``); mmhuman3d's model when the run names none."""
+  from hybrik_jax.interop import convert
+  from hybrik_jax.train import run_config
+
+  found = run_config.find_for_checkpoint(step_dir)
+  model = (found[1] or {}).get("model", {}) if found else {}
+  return model.get("arch", convert.MMHUMAN3D_RESNET34)
 
 
 def restore_on_one_device(state_dir: Any, device=None) -> Any:

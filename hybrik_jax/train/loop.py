@@ -66,6 +66,13 @@ def train_and_evaluate(
 def _train_and_evaluate(config, workdir, allow_config_change):
   t_start = time.time()
   is_main = jax.process_index() == 0
+  if builders.is_cam_model(config) and config.eval_every_epochs > 0:
+    raise errors.ConfigError(
+      f"config.eval_every_epochs={config.eval_every_epochs}: validation of "
+      f"the authors' camera models (config.model.arch="
+      f"{builders.model_arch(config)!r}) is not implemented (their 3DPW/H36M "
+      "protocol differs from mmhuman3d's); set it to 0"
+    )
   if config.per_device_batch_size < 1:
     raise errors.ConfigError(
       f"config.per_device_batch_size={config.per_device_batch_size}: must be "
@@ -121,7 +128,7 @@ def _train_and_evaluate(config, workdir, allow_config_change):
   start_step = int(jax.device_get(state.step))
 
   step_fn = train_step_lib.make_train_step(
-    model, mesh, builders.loss_weights(config)
+    model, mesh, builders.loss_weights(config), builders.train_task(config)
   )
   writer = run_logging.MetricWriter(workdir, enabled=is_main)
   val_fn = (

@@ -99,8 +99,9 @@ def plot_curves(
 ) -> Any:
   """Plots the run's curves from ``history.jsonl`` into ``workdir/out_name``.
 
-  Three panels over the optimiser step: the training loss and its four
-  terms (log scale unless ``log_loss=False``), validation MPJPE and
+  Three panels over the optimiser step: the training loss and its terms
+  (log scale unless ``log_loss=False``; symmetric-log when a value is <= 0,
+  as the authors' Laplace uvd term can be), validation MPJPE and
   PA-MPJPE (mm), and the learning-rate schedule. Drawn with matplotlib's
   headless Agg backend.
 
@@ -118,23 +119,29 @@ def plot_curves(
   fig, (ax_loss, ax_val, ax_lr) = plt.subplots(
     1, 3, figsize=(15, 4.2), layout="constrained"
   )
+  lowest = np.inf
   for key in (
     "train/loss",
     "train/loss_uvd",
     "train/loss_beta",
     "train/loss_twist",
     "train/loss_theta",
+    "train/loss_scale",  # the authors' camera models
+    "train/loss_trans",
   ):
     x, y = _series(hist, key)
     if len(x):
+      lowest = min(lowest, float(np.min(y)))
       ax_loss.plot(
         x,
         y,
         label=key.split("/", 1)[1],
         linewidth=2.0 if key == "train/loss" else 1.0,
       )
-  if log_loss:
+  if log_loss and lowest > 0:
     ax_loss.set_yscale("log")
+  elif log_loss:
+    ax_loss.set_yscale("symlog", linthresh=1e-2)
   ax_loss.set(
     title="training loss",
     xlabel="step",

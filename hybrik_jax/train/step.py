@@ -17,6 +17,7 @@ device mesh, axis ``'data'``), the modern form of the ``pmap`` recipe:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -50,13 +51,36 @@ TARGET_KEYS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """What a train step feeds the model and scores it with.
+
+  Attributes:
+    input_keys: batch keys passed positionally to ``model.apply``.
+    target_keys: batch keys handed to ``loss_fn`` as its targets.
+    loss_fn: ``(predictions, targets, loss_weights) -> {'loss', 'loss_*'}``
+      (scalars; every entry becomes a metric).
+  """
+
+  input_keys: tuple[str, ...]
+  target_keys: tuple[str, ...]
+  loss_fn: Callable[..., dict]
+
+
+# mmhuman3d's HybrIK (configs/mixed.py): camera inputs + its four losses.
+MMHUMAN3D_TASK = Task(MODEL_INPUT_KEYS, TARGET_KEYS, losses_lib.compute_losses)
+
+
 def _tree_all_finite(tree) -> jax.Array:
   leaves = jax.tree_util.tree_leaves(tree)
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 def make_per_device_step(
-  model, loss_weights: Mapping[str, float], axis_name: str | None = AXIS
+  model,
+  loss_weights: Mapping[str, float],
+  axis_name: str | None = AXIS,
+  task: Task = MMHUMAN3D_TASK,
 ) -> Callable[[TrainState, dict], tuple]:
   """Returns ``step(state, local_batch) -> (state, metrics)``.
 
@@ -65,9 +89,11 @@ def make_per_device_step(
   it is the plain single-device step.
 
   Args:
-    model: a ``hybrik_jax.model.HybrIK`` module.
+    model: a ``hybrik_jax.model.HybrIK`` module (or an authors' camera
+      model of :mod:`hybrik_jax.model.hybrik_cam` with its ``task``).
     loss_weights: {'beta', 'theta', 'twist', 'uvd'} (``config.loss_weights``).
     axis_name: device axis to average gradients / stats over.
+    task: model inputs, targets and loss (default: mmhuman3d's).
   """
 
   def pmean(x):
@@ -86,13 +112,13 @@ def make_per_device_step(
       }
       out, mutated = model.apply(
         variables,
-        *(batch[k] for k in MODEL_INPUT_KEYS),
+        *(batch[k] for k in task.input_keys),
         train=True,
         mutable=["batch_stats"],
         rngs={"dropout": rng},
       )
-      terms = losses_lib.compute_losses(
-        out, {k: batch[k] for k in TARGET_KEYS}, loss_weights
+      terms = task.loss_fn(
+        out, {k: batch[k] for k in task.target_keys}, loss_weights
       )
       return terms["loss"], (terms, mutated["batch_stats"])
 
@@ -145,7 +171,12 @@ def make_mesh(devices=None) -> Mesh:
   return Mesh(np.asarray(devices), (AXIS,))
 
 
-def make_train_step(model, mesh: Mesh, loss_weights: Mapping[str, float]):
+def make_train_step(
+  model,
+  mesh: Mesh,
+  loss_weights: Mapping[str, float],
+  task: Task = MMHUMAN3D_TASK,
+):
   """The jitted, data-parallel train step over ``mesh``.
 
   Returns ``step(state, batch) -> (state, metrics)`` where ``state`` is
@@ -153,7 +184,7 @@ def make_train_step(model, mesh: Mesh, loss_weights: Mapping[str, float]):
   ``per_device_batch * mesh.size`` sharded along ``'data'`` (see
   :func:`shard_batch`). ``state`` is donated.
   """
-  per_device = make_per_device_step(model, loss_weights, AXIS)
+  per_device = make_per_device_step(model, loss_weights, AXIS, task)
   # check_vma=False: the out-specs P() claim the new state and the metrics
   # are replicated, which shard_map cannot prove because they come out of
   # per-device computations. They are replicated by construction: every
