@@ -490,7 +490,7 @@ def main(argv=None):
     run = reference_timings(reps, skip)
     if authors:
       print(f"# timing the authors' PyTorch HRNet ({when} the JAX rows) ...")
-      hr = bench_authors.reference_timings(Path(args.authors_src), reps, skip)
+      hr = bench_authors.reference_timings(Path(args.authors_src), reps)
       run["ms"].update(hr["ms"])
     torch_runs.append(run)
 
@@ -515,8 +515,8 @@ def main(argv=None):
     )
   if "hrnet" not in skip:
     hr_vars = bench_authors.recipe_variables()
-    if "infer" not in skip:
-      bench_authors.bench_inference(table, hr_vars, reps, timed, flops_of)
+    bench_authors.bench_inference(table, hr_vars, reps, timed, flops_of)
+    bench_authors.bench_train(table, hr_vars, reps, timed, flops_of)
     del hr_vars
   if "input" not in skip:
     bench_input(table, 50 if args.quick else 200)
