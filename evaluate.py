@@ -221,8 +221,14 @@ def main(argv=None) -> int:
 
   width = max(len(k) for k in result["metrics"])
   print(
-    f"\n{ds.name} ({result['dataset_name']}, {report['protocol']} "
-    f"protocol{', flip test' if fv.flip_test else ''}), "
+    f"\n{ds.name} ({result['dataset_name']} protocol"
+    + (
+      ""
+      if arch == convert.MMHUMAN3D_RESNET34
+      else ", the authors' validate_smpl_cam.py"
+      + (", flip test" if fv.flip_test else "")
+    )
+    + "), "
     f"{result['num_samples']} samples"
     + (
       f" ({len(result['skipped_samples'])} bad ones skipped)"
