@@ -251,14 +251,14 @@ def authors_synthetic_inputs(
   """Inputs of the authors' camera models: :func:`synthetic_inputs`' smooth
   random images, and per image a random person box (150-400 x 300-600 px)
   in a 1000 x 1000 picture, enlarged as the authors' demo enlarges it
-  (:func:`hybrik_jax.demo.cam_predictor.authors_center_scale`: square,
+  (:func:`hybrik_jax.data.authors_crop.authors_center_scale`: square,
   x1.25).
 
   Returns ``img`` [N, S, S, 3] float32 (normalised RGB, NHWC), ``bboxes``
   [N, 4] (x1, y1, x2, y2 px, the enlarged box) and ``img_center`` [N, 2]
   (500, 500) px, as their demo passes them to the network.
   """
-  from hybrik_jax.demo import cam_predictor
+  from hybrik_jax.data import authors_crop
 
   rng = np.random.default_rng(seed)
   imgs = _smooth_images(rng, n, image_size)
@@ -266,7 +266,7 @@ def authors_synthetic_inputs(
   for _ in range(n):
     w, h = rng.uniform(150, 400), rng.uniform(300, 600)
     x, y = rng.uniform(0, 1000 - w), rng.uniform(0, 1000 - h)
-    center, scale = cam_predictor.authors_center_scale(np.array([x, y, w, h]))
+    center, scale = authors_crop.authors_center_scale(np.array([x, y, w, h]))
     sw, sh = float(scale[0]), float(scale[1])
     x1, y1 = float(center[0]) - sw * 0.5, float(center[1]) - sh * 0.5
     boxes.append([x1, y1, x1 + sw, y1 + sh])
@@ -281,10 +281,10 @@ def authors_image_inputs(
   paths: Sequence[Path], bbox_xywh: np.ndarray | None, image_size: int = 256
 ) -> dict:
   """Images cropped as the authors' demo crops them
-  (:func:`hybrik_jax.demo.cam_predictor.authors_test_crop`, the box or the
+  (:func:`hybrik_jax.data.authors_crop.authors_test_crop`, the box or the
   whole image), with the enlarged box and the image centre (W / 2, H / 2):
   :func:`authors_synthetic_inputs`' keys."""
-  from hybrik_jax.demo import cam_predictor
+  from hybrik_jax.data import authors_crop
   from hybrik_jax.demo import inputs as demo_inputs
 
   out = {k: [] for k in ("img", "bboxes", "img_center")}
@@ -296,7 +296,7 @@ def authors_image_inputs(
       if bbox_xywh is None
       else np.asarray(bbox_xywh, np.float64)
     )
-    crop, box_xyxy, _ = cam_predictor.authors_test_crop(image, box, image_size)
+    crop, box_xyxy, _ = authors_crop.authors_test_crop(image, box, image_size)
     out["img"].append(crop)
     out["bboxes"].append(box_xyxy)
     out["img_center"].append(np.array([w * 0.5, h * 0.5], np.float32))
