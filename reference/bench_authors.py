@@ -82,14 +82,8 @@ def main(argv=None) -> int:
     ref.prepare_workdir(src, work, ref.fixture_model_files())
     cfg = ref.load_cfg(src, ARCH)
     model = ref.build_model(src, work, ARCH)
-    keys = json.loads(
-      (ref.FIXTURES / "authors" / f"{ARCH}_keys.json").read_text()
-    )
-    with np.load(
-      ref.FIXTURES / "authors" / f"{ARCH}_bn_stats.npz", allow_pickle=False
-    ) as z:
-      stats = {k: z[k] for k in z.files}
-    mag.load_recipe(model, build_state_dict(ARCH, stats, keys))
+    # The committed recipe + BatchNorm statistics (authors_recipe defaults).
+    mag.load_recipe(model, build_state_dict(ARCH))
   img_nchw = np.transpose(data["img"], (0, 3, 1, 2))
 
   def inputs(b):

@@ -145,14 +145,8 @@ def authors_metrics(dataset_cls, dataset_name, bbox_3d_shape, samples, xyz17):
 def run_arch(arch, transform_cls, classes, data, folder, out) -> dict:
   cfg = ref.load_cfg(SRC, arch)
   model = ref.build_model(SRC, folder / "work", arch)
-  keys = json.loads(
-    (ref.FIXTURES / "authors" / f"{arch}_keys.json").read_text()
-  )
-  with np.load(
-    ref.FIXTURES / "authors" / f"{arch}_bn_stats.npz", allow_pickle=False
-  ) as z:
-    stats = {k: z[k] for k in z.files}
-  mag.load_recipe(model, build_state_dict(arch, stats, keys))
+  # The committed recipe + BatchNorm statistics (authors_recipe defaults).
+  mag.load_recipe(model, build_state_dict(arch))
   model.flip_heatmap = ref.intended_flip_heatmap(model)
   bbox_3d_shape_m = [v * 1e-3 for v in cfg.MODEL.BBOX_3D_SHAPE]
   summary = {}
