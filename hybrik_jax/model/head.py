@@ -14,7 +14,7 @@ regular-convolution kernel.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -32,6 +32,17 @@ Precision = Any
 HEATMAP_STRIDE = 4
 # Width of the global branch's two fully connected layers (fc1, fc2).
 FC_DIM = 1024
+# On CPU the final 1x1 convolution and the soft-argmax that reads its output
+# run one sample at a time (``lax.map``): one image's logits [64, 64, 1856]
+# (30 MB) stay in cache through the soft-argmax's passes (max, exp, sums),
+# where the batch's [B, 64, 64, 1856] (243 MB at B = 8) streams from memory
+# on every pass (BENCHMARKS.md). Accelerators keep the whole batch.
+PER_SAMPLE_HEATMAPS_ON_CPU = True
+
+
+def per_sample_heatmaps() -> bool:
+  """Whether the heatmap layers run one sample at a time (see above)."""
+  return PER_SAMPLE_HEATMAPS_ON_CPU and jax.default_backend() == "cpu"
 
 
 def torch_linear_init(fan_in: int):
@@ -239,7 +250,20 @@ class PointwiseConv(nn.Module):
   precision: Precision = None
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(
+    self,
+    x: jax.Array,
+    consume: Callable[[jax.Array], Any] | None = None,
+    per_sample: bool = False,
+  ) -> Any:
+    """[B, ..., Cin] -> [B, ..., Cout] float32, or ``consume`` of that.
+
+    ``consume`` (a pure function of the output, e.g. the soft-argmax) is
+    applied to the output; with ``per_sample`` the convolution and
+    ``consume`` run one sample at a time (``lax.map``; outputs stacked
+    along a new leading batch axis), so that one sample's output can stay
+    in cache for ``consume``.
+    """
     cin = x.shape[-1]
     kernel = self.param(
       "kernel",
@@ -250,16 +274,23 @@ class PointwiseConv(nn.Module):
     bias = self.param(
       "bias", nn.initializers.zeros, (self.features,), jnp.float32
     )
-    lead = x.shape[:-1]
-    y = lax.dot_general(
-      x.astype(self.dtype).reshape(-1, cin),  # [B*H*W, Cin]
-      kernel.astype(self.dtype).reshape(cin, self.features),
-      (((1,), (0,)), ((), ())),
-      precision=self.precision,
-      preferred_element_type=jnp.float32,
-    )  # [B*H*W, Cout]
-    y = y + bias
-    return y.reshape(*lead, self.features)  # float32 whatever self.dtype
+    kernel = kernel.astype(self.dtype).reshape(cin, self.features)
+
+    def run(xs: jax.Array) -> Any:
+      y = lax.dot_general(
+        xs.astype(self.dtype).reshape(-1, cin),  # [b*H*W, Cin]
+        kernel,
+        (((1,), (0,)), ((), ())),
+        precision=self.precision,
+        preferred_element_type=jnp.float32,
+      )  # [b*H*W, Cout]
+      y = (y + bias).reshape(*xs.shape[:-1], self.features)  # float32
+      return y if consume is None else consume(y)
+
+    if not per_sample or x.shape[0] == 1:
+      return run(x)
+    out = lax.map(lambda xi: run(xi[None]), x)  # leaves [B, 1, ...]
+    return jax.tree.map(lambda a: a[:, 0], out)
 
 
 class HybrIKHead(nn.Module):
@@ -287,7 +318,11 @@ class HybrIKHead(nn.Module):
 
   @nn.compact
   def __call__(
-    self, feature: jax.Array, init_shape: jax.Array, train: bool = False
+    self,
+    feature: jax.Array,
+    init_shape: jax.Array,
+    train: bool = False,
+    with_logits: bool = True,
   ) -> dict[str, jax.Array]:
     """Runs the head.
 
@@ -295,6 +330,9 @@ class HybrIKHead(nn.Module):
       feature: [B, h, w, 512] backbone (layer4) feature map, NHWC.
       init_shape: [num_betas] mean shape added to the shape regressor output.
       train: BatchNorm batch statistics and dropout (needs a 'dropout' rng).
+      with_logits: return ``heatmap_logits`` (else the key is absent, and on
+        CPU the [B, 8h, 8w, J*D] logits are never materialised whole: see
+        ``PER_SAMPLE_HEATMAPS_ON_CPU``).
 
     Returns:
       dict with (all float32)
@@ -303,7 +341,8 @@ class HybrIKHead(nn.Module):
         pred_phi: [B, 23, 2] raw (cos, sin) twists (not normalised).
         maxvals: [B, J, 1] ones.
         deconv_features: [B, 8h, 8w, 256] deconv stack output (after ReLU).
-        heatmap_logits: [B, 8h, 8w, J*D] final 1x1 conv output (float32).
+        heatmap_logits: [B, 8h, 8w, J*D] final 1x1 conv output (float32;
+          only ``with_logits``).
     """
     batch = feature.shape[0]
     x = feature.astype(self.dtype)
@@ -321,13 +360,18 @@ class HybrIKHead(nn.Module):
       )(x)
       x = nn.relu(x)
     deconv_features = x  # [B, 64, 64, 256]
-    logits = PointwiseConv(
+
+    def heatmaps(logits):  # [b, 64, 64, J*D] float32
+      uvd = soft_argmax_3d(logits, self.num_joints, self.depth_dim)
+      return uvd, (logits if with_logits else None)
+
+    uvd, logits = PointwiseConv(
       self.num_joints * self.depth_dim,
       dtype=self.dtype,
       precision=self.precision,
       name="final_layer",
-    )(x)  # [B, 64, 64, J*D]
-    uvd = soft_argmax_3d(logits, self.num_joints, self.depth_dim)  # [B, J, 3]
+    )(x, heatmaps, per_sample=per_sample_heatmaps())
+    # uvd: [B, J, 3]; logits: [B, 64, 64, J*D] or None
 
     def dense(features, fan_in, name):
       return nn.Dense(
@@ -358,5 +402,4 @@ class HybrIKHead(nn.Module):
       "pred_phi": phi.reshape(batch, self.num_twist, 2),
       "maxvals": jnp.ones((batch, self.num_joints, 1), jnp.float32),
       "deconv_features": deconv_features,
-      "heatmap_logits": logits,
-    }
+    } | ({"heatmap_logits": logits} if with_logits else {})

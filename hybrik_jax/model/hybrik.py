@@ -138,7 +138,7 @@ class HybrIK(nn.Module):
       dropout_rate=self.dropout_rate,
       name="head",
     )
-    h = head(feature, init_shape, train=train)
+    h = head(feature, init_shape, train=train, with_logits=return_intermediates)
 
     uvd = h["pred_uvd_jts_29"]  # [B, 29, 3]
     # uvd spans the crop: (u + 0.5) * image width = crop pixels (64 * 4 =
