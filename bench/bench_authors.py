@@ -78,18 +78,48 @@ def recipe_variables():
   )
 
 
-def bench_inference(table, variables, repeats, timed, flops_of):
+def inference_program(variables, batch: int):
+  """(predict, args, call) of eval-mode inference on ``batch`` images."""
   from hybrik_jax.model import hybrik_cam
 
   fn = jax.jit(functools.partial(hybrik_cam.predict, arch=ARCH))
+  data = authors_batch(batch)
+  args = [variables] + [
+    jnp.asarray(data[k]) for k in ("img", "bboxes", "img_center")
+  ]
+  return fn, args, lambda: fn(*args)
+
+
+def train_program(variables, batch: int = 8):
+  """One train step of ``configs/hrnet_w48_cam.py`` (forward in train mode,
+  their Laplace loss, backward, Adam with per-parameter clipping) at
+  ``batch`` per device, 256 px.
+
+  Returns (step, args, call) as ``run_all.train_program``: ``step(*args)``
+  is the program, ``call()`` runs one step carrying the donated state.
+  """
+  from configs import hrnet_w48_cam
+  from hybrik_jax import builders
+  from hybrik_jax.train import step as train_step
+
+  config = hrnet_w48_cam.get_config()
+  task = builders.train_task(config)
+  tx, _ = builders.make_optimizer(config, 1000)
+  mesh = train_step.make_mesh()
+  step = train_step.make_train_step(
+    builders.build_model(config), mesh, builders.loss_weights(config), task
+  )
+  data = authors_batch(batch * jax.device_count())
+  keys = (*task.input_keys, *task.target_keys)
+  sharded = train_step.shard_batch({k: data[k] for k in keys}, mesh)
+  from run_all import step_program  # run_all imports this module
+
+  return step_program(step, tx, mesh, variables, sharded)
+
+
+def bench_inference(table, variables, repeats, timed, flops_of):
   for b in (1, 8):
-    data = authors_batch(b)
-    args = [
-      variables,
-      jnp.asarray(data["img"]),
-      jnp.asarray(data["bboxes"]),
-      jnp.asarray(data["img_center"]),
-    ]
+    fn, args, _ = inference_program(variables, b)
     c, s = timed(fn, args, repeats)
     table.add(
       "HRNet-W48-cam inference (f32)",
@@ -103,44 +133,14 @@ def bench_inference(table, variables, repeats, timed, flops_of):
 
 
 def bench_train(table, variables, repeats, timed, flops_of, batch: int = 8):
-  """One train step of ``configs/hrnet_w48_cam.py`` (forward in train mode,
-  their Laplace loss, backward, Adam with per-parameter clipping) at
-  ``batch`` per device, 256 px."""
-  from configs import hrnet_w48_cam
-  from hybrik_jax import builders
-  from hybrik_jax.train import state as train_state
-  from hybrik_jax.train import step as train_step
-
-  config = hrnet_w48_cam.get_config()
-  task = builders.train_task(config)
-  tx, _ = builders.make_optimizer(config, 1000)
-  mesh = train_step.make_mesh()
-  step = train_step.make_train_step(
-    builders.build_model(config), mesh, builders.loss_weights(config), task
-  )
-  gb = batch * jax.device_count()
-  data = authors_batch(gb)
-  keys = (*task.input_keys, *task.target_keys)
-  sharded = train_step.shard_batch({k: data[k] for k in keys}, mesh)
-  # The step donates its state: give it its own copy of the variables.
-  box = {
-    "state": train_step.replicate(
-      train_state.TrainState.create(
-        jax.tree.map(jnp.copy, variables), tx, jax.random.PRNGKey(1)
-      ),
-      mesh,
-    )
-  }
-
-  def run(bt):
-    box["state"], m = step(box["state"], bt)
-    return m
-
-  flops = flops_of(step, [box["state"], sharded])
-  c, s = timed(run, [sharded], repeats)
+  """The train step of :func:`train_program` at ``batch`` per device."""
+  step, args, call = train_program(variables, batch)
+  flops = flops_of(step, args)
+  del args
+  c, s = timed(call, [], repeats)
   table.add(
     f"HRNet-W48-cam train step f32 ({jax.device_count()} device(s))",
-    gb,
+    batch * jax.device_count(),
     c,
     s,
     unit="img/s",

@@ -38,6 +38,9 @@ OPTION_SETS = {
   "xnn_graph_greedy": "--xla_cpu_experimental_xnn_graph_fusion_mode="
   "XNN_GRAPH_FUSION_MODE_GREEDY",
   "ynn_fusions": "--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce",
+  # oneDNN custom calls (XLA's oneDNN rewriter for matmuls/convolutions)
+  "onednn_custom_call": "--xla_cpu_use_onednn=true "
+  "--xla_cpu_experimental_onednn_custom_call=true",
 }
 # Words in the optimised HLO that show an option reached the compiler.
 MARKERS = ("onednn", "xnn_fusion", "ynn_fusion", "custom_call_target")

@@ -62,6 +62,7 @@ from helpers import (
 
 from hybrik_jax import builders, cli
 from hybrik_jax.model import hybrik as hybrik_model
+from hybrik_jax.smpl import lbs
 from hybrik_jax.train import state as train_state
 from hybrik_jax.train import step as train_step
 
@@ -287,18 +288,26 @@ class Table:
       )
 
 
-def bench_ik(table, repeats):
-  model = load_synthetic_body()
-  with np.load(FIXTURES / "golden_ik.npz") as d:
-    ik_in = {k: d[k] for k in ("pose_skeleton_noisy", "betas", "phis")}
+def ik_program(batch: int):
+  """(hybrik_forward jitted, args, call): eval IK + SMPL on ``batch``
+  skeletons of the IK golden (tiled), synthetic body model."""
   from hybrik_jax.smpl import hybrik_layer as hybrik
 
-  fn = jax.jit(hybrik.hybrik_forward, static_argnames=("train",))
-  for b in (64, 512):
+  model = load_synthetic_body()
+  with np.load(FIXTURES / "golden_ik.npz") as d:
     args = [model] + [
-      bench_body.tile(ik_in[k], b)
+      bench_body.tile(d[k], batch)
       for k in ("pose_skeleton_noisy", "betas", "phis")
     ]
+  fn = jax.jit(hybrik.hybrik_forward, static_argnames=("train",))
+  return fn, args, lambda: fn(*args)
+
+
+def bench_ik(table, repeats):
+  from hybrik_jax.smpl import hybrik_layer as hybrik
+
+  for b in (64, 512):
+    fn, args, _ = ik_program(b)
     c, s = timed(fn, args, repeats)
     table.add(
       "IK+SMPL hybrik_forward (eval)",
@@ -306,8 +315,25 @@ def bench_ik(table, repeats):
       c,
       s,
       key=("ik_smpl", b),
-      flops=flops_of(fn, args),
+      flops=_unchunked_flops(hybrik.hybrik_forward, args, b),
     )
+
+
+def _unchunked_flops(fn, args, batch: int) -> float | None:
+  """FLOPs of ``fn`` with the SMPL mesh in one chunk of ``batch`` samples.
+
+  On CPU the mesh runs over chunks of ``lbs.CPU_CHUNK`` samples in a loop,
+  and XLA's cost analysis counts a loop body once: the chunked program
+  reports the FLOPs of one chunk. The same computation traced unchunked is
+  counted whole.
+  """
+  saved = lbs.CPU_CHUNK
+  lbs.CPU_CHUNK = max(batch, saved)
+  try:
+    # A new function object: jit's trace cache would return the chunked one.
+    return flops_of(jax.jit(lambda *a: fn(*a)), args)  # pylint: disable=unnecessary-lambda
+  finally:
+    lbs.CPU_CHUNK = saved
 
 
 def _variables(image_size=256):
@@ -335,13 +361,19 @@ def _camera(b):
   return trans_inv, kinv, root, depth
 
 
+def inference_program(variables, batch: int):
+  """(predict, args, call): float32 inference on ``batch`` random 256 px
+  images with a fixed camera."""
+  img = np.random.default_rng(batch).normal(size=(batch, 256, 256, 3))
+  args = [variables, img.astype(np.float32), *_camera(batch)]
+  return hybrik_model.predict, args, lambda: hybrik_model.predict(*args)
+
+
 def bench_inference(table, variables, repeats, batches=(1, 8, 32)):
   variables = jax.device_put(variables)
-  rng = np.random.default_rng(0)
   for b in batches:
-    img = rng.normal(size=(b, 256, 256, 3)).astype(np.float32)
-    args = [variables, img, *_camera(b)]
-    c, s = timed(hybrik_model.predict, args, repeats)
+    fn, args, _ = inference_program(variables, b)
+    c, s = timed(fn, args, repeats)
     table.add(
       "inference predict (f32)",
       b,
@@ -349,8 +381,47 @@ def bench_inference(table, variables, repeats, batches=(1, 8, 32)):
       s,
       unit="img/s",
       key=("infer", b),
-      flops=flops_of(hybrik_model.predict, args),
+      flops=flops_of(fn, args),
     )
+
+
+def train_program(variables, dtype: str, batch: int, image_size: int = 256):
+  """One train step of the mmhuman3d recipe on ``batch`` images per device.
+
+  Returns (step, args, call): ``step(*args)`` is the compiled program (for
+  FLOPs and HLO; ``args`` hold their own copy of the state) and ``call()``
+  runs one step, carrying the donated state from call to call.
+  """
+  cfg = recipe_config()
+  tx, _ = builders.make_optimizer(cfg, 1000)
+  mesh = train_step.make_mesh()
+  model = hybrik_model.HybrIK(dtype=jnp.dtype(dtype))
+  step = train_step.make_train_step(model, mesh, builders.loss_weights(cfg))
+  gb = batch * jax.device_count()
+  data = train_step.shard_batch(golden_train_batch(gb, image_size), mesh)
+  return step_program(step, tx, mesh, variables, data)
+
+
+def step_program(step, tx, mesh, variables, data):
+  """(step, args, call) for a train step: ``args`` = [a fresh state,
+  ``data``] for lowering, ``call()`` runs one step on ``data`` carrying
+  the state (the step donates it, so each holds its own copy)."""
+
+  def new_state():
+    return train_step.replicate(
+      train_state.TrainState.create(
+        jax.tree.map(jnp.copy, variables), tx, jax.random.PRNGKey(1)
+      ),
+      mesh,
+    )
+
+  box = {"state": new_state()}
+
+  def call():
+    box["state"], metrics = step(box["state"], data)
+    return metrics
+
+  return step, [new_state(), data], call
 
 
 def bench_train(
@@ -361,36 +432,18 @@ def bench_train(
   dtypes=("float32", "bfloat16"),
   image_size=256,
 ):
-  cfg = recipe_config()
-  tx, _ = builders.make_optimizer(cfg, 1000)
-  mesh = train_step.make_mesh()
   n = jax.device_count()
   for dtype in dtypes:
-    model = hybrik_model.HybrIK(dtype=jnp.dtype(dtype))
-    step = train_step.make_train_step(model, mesh, builders.loss_weights(cfg))
     for b in batches:
-      gb = b * n
-      batch = train_step.shard_batch(golden_train_batch(gb, image_size), mesh)
-      # The step donates its state: give it its own copy of the variables.
-      state = train_step.replicate(
-        train_state.TrainState.create(
-          jax.tree.map(jnp.copy, variables), tx, jax.random.PRNGKey(1)
-        ),
-        mesh,
-      )
-      box = {"state": state}
-
-      def run(bt):
-        box["state"], m = step(box["state"], bt)
-        return m
-
-      flops = flops_of(step, [box["state"], batch])
-      c, s = timed(run, [batch], repeats)
+      step, args, call = train_program(variables, dtype, b, image_size)
+      flops = flops_of(step, args)
+      del args
+      c, s = timed(call, [], repeats)
       tag = "f32" if dtype == "float32" else "bf16"
       size = "" if image_size == 256 else f", {image_size} px"
       table.add(
         f"train step {tag} ({n} device(s){size})",
-        gb,
+        b * n,
         c,
         s,
         unit="img/s",

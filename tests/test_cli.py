@@ -27,6 +27,7 @@ COMMANDS = [
   ([sys.executable, "bench/bench_body.py"], "--batches"),
   ([sys.executable, "bench/bench_input.py"], "--workers"),
   ([sys.executable, "bench/profile_predict.py"], "--batch"),
+  ([sys.executable, "bench/profile_ops.py"], "--rows"),
 ]
 
 
