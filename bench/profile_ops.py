@@ -286,7 +286,7 @@ def main(argv=None) -> None:
   )
   for row in args.rows:
     fn, fn_args, call = row_program(row)
-    _, wall_s = run_all.timed(lambda: call(), [], args.repeats)  # pylint: disable=unnecessary-lambda
+    _, wall_s = run_all.timed(call, [], args.repeats)
     kinds, traced_ms, top = profile(fn, fn_args, call, args.calls)
     wall = 1e3 * wall_s
     total = sum(ms for ms, _ in kinds.values())

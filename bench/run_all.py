@@ -62,7 +62,7 @@ from helpers import (
 
 from hybrik_jax import builders, cli
 from hybrik_jax.model import hybrik as hybrik_model
-from hybrik_jax.smpl import lbs
+from hybrik_jax.smpl import hybrik_layer, lbs
 from hybrik_jax.train import state as train_state
 from hybrik_jax.train import step as train_step
 
@@ -291,21 +291,17 @@ class Table:
 def ik_program(batch: int):
   """(hybrik_forward jitted, args, call): eval IK + SMPL on ``batch``
   skeletons of the IK golden (tiled), synthetic body model."""
-  from hybrik_jax.smpl import hybrik_layer as hybrik
-
   model = load_synthetic_body()
   with np.load(FIXTURES / "golden_ik.npz") as d:
     args = [model] + [
       bench_body.tile(d[k], batch)
       for k in ("pose_skeleton_noisy", "betas", "phis")
     ]
-  fn = jax.jit(hybrik.hybrik_forward, static_argnames=("train",))
+  fn = jax.jit(hybrik_layer.hybrik_forward, static_argnames=("train",))
   return fn, args, lambda: fn(*args)
 
 
 def bench_ik(table, repeats):
-  from hybrik_jax.smpl import hybrik_layer as hybrik
-
   for b in (64, 512):
     fn, args, _ = ik_program(b)
     c, s = timed(fn, args, repeats)
@@ -315,7 +311,7 @@ def bench_ik(table, repeats):
       c,
       s,
       key=("ik_smpl", b),
-      flops=_unchunked_flops(hybrik.hybrik_forward, args, b),
+      flops=_unchunked_flops(hybrik_layer.hybrik_forward, args, b),
     )
 
 
