@@ -4,17 +4,24 @@
   first maximum in row-major order, as PyTorch's ``max_pool2d`` backward does
   (checked against an explicit loop, with many ties);
 * ``PointwiseConv`` (a 1x1 conv as a matmul) equals ``flax.linen.Conv``;
+* the convolution whose gradient materialises its operands on CPU
+  (``model/convolution.py``) gives the same numbers as
+  ``lax.conv_general_dilated``, bit for bit, and stops XLA's duplicated
+  residual-stream chains (the transposes' operand counts);
 * a training step whose gradients are not finite leaves the state untouched.
 """
+
+import re
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
+from hybrik_jax.model import convolution, resnet
 from hybrik_jax.model import head as head_lib
-from hybrik_jax.model import resnet
 
 
 def _torch_max_pool_grad(x: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -108,6 +115,112 @@ def test_pointwise_conv_equals_flax_conv():
     np.testing.assert_allclose(
       np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4
     )
+
+
+def test_materialise_is_the_identity_bit_for_bit():
+  special = [np.nan, -np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-45, -3.5]
+  for first in special:  # the predicate reads the first element
+    x = np.array([first, *special, 2.0], np.float32).reshape(2, 5)
+    got = jax.jit(convolution.materialise)(jnp.asarray(x))
+    np.testing.assert_array_equal(
+      np.asarray(got).view(np.int32), x.view(np.int32)
+    )
+  g = jax.grad(lambda v: jnp.sum(convolution.materialise(v) * 3.0))(
+    jnp.ones((3, 2))
+  )
+  np.testing.assert_array_equal(np.asarray(g), np.full((3, 2), 3.0))
+  # XLA keeps it as a conditional (a barrier would be removed on CPU).
+  hlo = jax.jit(convolution.materialise).lower(jnp.ones((4,))).compile()
+  assert "conditional(" in hlo.as_text()
+
+
+def _residual_chain(conv, blocks=6):
+  """Loss of a ResNet-like residual stream: blocks of conv-BN(batch
+  statistics)-ReLU-conv-BN plus the stream, then ReLU. Returns f(ws, x)."""
+
+  def bn(y):
+    mean = y.mean((0, 1, 2))
+    return (y - mean) * lax.rsqrt(y.var((0, 1, 2)) + 1e-5)
+
+  def c(x, w):
+    return conv(
+      x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+  def loss(ws, x):
+    for w1, w2 in ws[:blocks]:
+      y = bn(c(jax.nn.relu(bn(c(x, w1))), w2))
+      x = jax.nn.relu(y + x)
+    return jnp.sum(x * x)
+
+  return loss
+
+
+def _chain_inputs(c=8):
+  rng = np.random.default_rng(0)
+  ws = [
+    tuple(
+      jnp.asarray(0.1 * rng.standard_normal((3, 3, c, c)), jnp.float32)
+      for _ in range(2)
+    )
+    for _ in range(6)
+  ]
+  return ws, jnp.asarray(rng.standard_normal((4, 12, 12, c)), jnp.float32)
+
+
+def _max_transpose_operands(fn, *args) -> int:
+  hlo = jax.jit(fn).lower(*args).compile().as_text()
+  fusions = re.findall(
+    r"%transpose_copy_fusion\S* = \S+ fusion\(([^)]*)\)", hlo
+  )
+  assert fusions, "no transpose fusion: XLA:CPU's layouts changed"
+  return max(len(operands.split(",")) for operands in fusions)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU-only path")
+def test_materialised_convolution_gradient_is_exact_and_cuts_chains(
+  monkeypatch,
+):
+  ws, x = _chain_inputs()
+  plain = _residual_chain(lax.conv_general_dilated)
+  ours = _residual_chain(convolution.conv_general_dilated)
+  assert convolution.materialise_gradient_operands()
+  value_and_grad = jax.jit(jax.value_and_grad(ours, argnums=(0, 1)))
+  want = jax.jit(jax.value_and_grad(plain, argnums=(0, 1)))(ws, x)
+  got = value_and_grad(ws, x)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # Inference (no gradient) is the plain program: no conditional in it.
+  assert "conditional(" not in (jax.jit(ours).lower(ws, x).compile().as_text())
+  # XLA:CPU on its own fuses the whole stream into the transposes before the
+  # filter gradients (operands grow with depth); materialised, they stop at
+  # each convolution.
+  chained = _max_transpose_operands(jax.grad(plain), ws, x)
+  cut = _max_transpose_operands(jax.grad(ours), ws, x)
+  assert cut <= 8 < chained, (cut, chained)
+  monkeypatch.setattr(convolution, "MATERIALISE_ON_CPU", False)
+  assert _max_transpose_operands(jax.grad(ours), ws, x) == chained
+
+
+def test_materialised_convolution_forward_mode_equals_lax():
+  ws, x = _chain_inputs()
+  rng = np.random.default_rng(1)
+  tangents = jax.tree.map(
+    lambda a: jnp.asarray(rng.standard_normal(a.shape), jnp.float32), (ws, x)
+  )
+  plain = _residual_chain(lax.conv_general_dilated)
+  ours = _residual_chain(convolution.conv_general_dilated)
+  want = jax.jit(lambda p, t: jax.jvp(plain, p, t))((ws, x), tangents)
+  got = jax.jit(lambda p, t: jax.jvp(ours, p, t))((ws, x), tangents)
+  np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+  np.testing.assert_allclose(
+    np.asarray(got[1]), np.asarray(want[1]), rtol=1e-5, atol=0
+  )
+  # Only the weights differentiated (the image's tangent a symbolic zero).
+  g = jax.grad(ours)(ws, x)
+  want_g = jax.grad(plain)(ws, x)
+  for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(want_g)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from hybrik_jax.model import convolution
 from hybrik_jax.model.resnet import TorchBatchNorm
 from hybrik_jax.smpl import tables
 
@@ -194,7 +195,7 @@ def conv_transpose_4x4_s2(
     cols = []
     for c in (0, 1):
       cols.append(
-        lax.conv_general_dilated(
+        convolution.conv_general_dilated(
           x,
           kernel[r::2, c::2],
           window_strides=(1, 1),

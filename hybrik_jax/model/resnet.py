@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from hybrik_jax.model import convolution
+
 Dtype = Any
 Precision = Any
 
@@ -141,6 +143,7 @@ def torch_conv(
     param_dtype=jnp.float32,
     precision=precision,
     kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
+    conv_general_dilated=convolution.conv_general_dilated,
     name=name,
   )
 
