@@ -6,6 +6,7 @@ The helper names are imported here too, so ``from conftest import golden``
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,35 @@ from helpers import (  # noqa: F401
   load_synthetic_body,
   random_variables,
 )
+
+
+class ModuleTmp:
+  """``tmp_path_factory.mktemp`` that remembers the folders it made."""
+
+  def __init__(self, factory: pytest.TempPathFactory):
+    self._factory = factory
+    self.made: list[Path] = []
+
+  def mktemp(self, name: str) -> Path:
+    path = self._factory.mktemp(name)
+    self.made.append(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def module_tmp(request, tmp_path_factory) -> ModuleTmp:
+  """Scratch folders for a test module's module-scoped fixtures, removed
+  when the module ends if none of its tests failed (kept for inspection
+  otherwise, as ``tmp_path_retention_policy = "failed"`` in pyproject.toml
+  does for ``tmp_path``). The suite writes ~20 GB of checkpoints, runs and
+  converted weights over a session; freed module by module, its peak stays
+  at the largest module's (~5 GB, test_train_resume.py)."""
+  failed_before = request.session.testsfailed
+  tmp = ModuleTmp(tmp_path_factory)
+  yield tmp
+  if request.session.testsfailed == failed_before:
+    for path in tmp.made:
+      shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -193,8 +193,8 @@ def test_flip_test_and_protocols_are_refused_where_undefined(variables):
 
 
 @pytest.fixture(scope="module")
-def converted_resnet_cam(tmp_path_factory, smpl_pkl):
-  d = tmp_path_factory.mktemp("cam_eval")
+def converted_resnet_cam(module_tmp, smpl_pkl):
+  d = module_tmp.mktemp("cam_eval")
   sd = collections.OrderedDict(build_state_dict(RESNET))
   sd.update(authors_smpl_buffers(smpl_pkl))
   tw.save(sd, d / "res34_cam.pth")

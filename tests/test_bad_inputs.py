@@ -72,8 +72,8 @@ def _py(*args: str, cwd=None, timeout=600) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, smpl_pkl):
-  base = tmp_path_factory.mktemp("bad_inputs")
+def env(module_tmp, smpl_pkl):
+  base = module_tmp.mktemp("bad_inputs")
   data = base / "data"
   proc = _py(
     "-m",

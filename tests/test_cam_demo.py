@@ -126,8 +126,8 @@ def test_render_camera_keeps_each_persons_projection():
 
 
 @pytest.fixture(scope="module")
-def converted_resnet_cam(tmp_path_factory, smpl_pkl):
-  d = tmp_path_factory.mktemp("cam")
+def converted_resnet_cam(module_tmp, smpl_pkl):
+  d = module_tmp.mktemp("cam")
   sd = collections.OrderedDict(build_state_dict(RESNET))
   sd.update(authors_smpl_buffers(smpl_pkl))
   tw.save({"model": sd}, d / "res34_cam.pth")

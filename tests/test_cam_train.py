@@ -165,13 +165,13 @@ def test_zero_uvd_weights_sum_not_divided():
 
 
 @pytest.fixture(scope="module")
-def human_data(tmp_path_factory):
+def human_data(module_tmp):
   from test_human_data import make_human_data
 
   from hybrik_jax.data.annotations import HybrIKAnnotations
   from hybrik_jax.data.human_data import save_human_data
 
-  tmp = tmp_path_factory.mktemp("cam_hd")
+  tmp = module_tmp.mktemp("cam_hd")
   out = {}
   for kind in ("h36m", "pw3d"):  # mm / metres
     save_human_data(tmp / f"{kind}.npz", make_human_data(kind, seed=3))

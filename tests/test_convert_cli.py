@@ -48,16 +48,16 @@ def state_dict(smpl_pkl):
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory, state_dict):
-  path = tmp_path_factory.mktemp("ckpt") / "resnet34_hybrik_recipe.pth"
+def ckpt(module_tmp, state_dict):
+  path = module_tmp.mktemp("ckpt") / "resnet34_hybrik_recipe.pth"
   tw.save(checkpoint_recipe.mmcv_container(state_dict), path)
   return path
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory, ckpt):
+def converted(module_tmp, ckpt):
   """Runs the CLI once on the full checkpoint; returns (out_dir, stdout)."""
-  out = tmp_path_factory.mktemp("conv") / "hybrik_resnet34"
+  out = module_tmp.mktemp("conv") / "hybrik_resnet34"
   import contextlib
   import io
 

@@ -38,9 +38,9 @@ def body():
 
 
 @pytest.fixture(scope="module")
-def syn(tmp_path_factory, body):
+def syn(module_tmp, body):
   """3 synthetic test samples (metres) + their NpzSource."""
-  out = tmp_path_factory.mktemp("syn")
+  out = module_tmp.mktemp("syn")
   res = synthetic.generate(
     out,
     num=3,

@@ -69,8 +69,8 @@ FRAMES = [(720, 1280), (480, 360)]
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-  d = tmp_path_factory.mktemp("detector")
+def models(module_tmp):
+  d = module_tmp.mktemp("detector")
   return {
     "yolox": write_model(d / "yolox_s.onnx", yolox_output(DETS)),
     "yolox_decoded": write_model(

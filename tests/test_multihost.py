@@ -94,9 +94,9 @@ def _train_two(workdir, base, devices_each, extra=()):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(module_tmp):
   """1 process x 4 devices and 2 processes x 2 devices, same global batch."""
-  base = tmp_path_factory.mktemp("multihost")
+  base = module_tmp.mktemp("multihost")
   one = _train_one(base / "one", base, 4)
   two = _train_two(base / "two", base, 2)
   return base, one, two

@@ -91,11 +91,11 @@ def _perturbed(state: dict, seed: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def checkpoints(refvenv, tmp_path_factory):
+def checkpoints(refvenv, module_tmp):
   """{arch: .pth} of the recipe, written by the authors' model."""
   if not HAS_AUTHORS_SRC:
     pytest.skip(SKIP_REASON)
-  base = tmp_path_factory.mktemp("authors_parity")
+  base = module_tmp.mktemp("authors_parity")
   return {
     arch: _save(
       refvenv, arch, build_state_dict(arch), base / f"{arch}.pth", fmt
@@ -205,11 +205,11 @@ def test_a_mismatched_conversion_fails_loudly(refvenv, checkpoints, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def recipe_without_source(refvenv, tmp_path_factory):
+def recipe_without_source(refvenv, module_tmp):
   """The ResNet-34-cam recipe as a bare ``module.``-prefixed state_dict,
   written by torch.save without the authors' code (reference/run_hybrik.py
   save; no smpl.* buffers: parity.py refuses before converting)."""
-  base = tmp_path_factory.mktemp("authors_nosrc")
+  base = module_tmp.mktemp("authors_nosrc")
   state = base / "state.npz"
   np.savez(state, **build_state_dict(RESNET))
   out = base / "resnet34_cam.pth"

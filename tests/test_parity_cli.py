@@ -22,9 +22,9 @@ RUNNER = REPO / "reference" / "run_hybrik.py"
 
 
 @pytest.fixture(scope="module")
-def checkpoints(refvenv, tmp_path_factory, smpl_pkl):
+def checkpoints(refvenv, module_tmp, smpl_pkl):
   """{'torch', 'mmcv_adam', 'module'}: .pth files written by PyTorch."""
-  base = tmp_path_factory.mktemp("parity")
+  base = module_tmp.mktemp("parity")
   state = base / "recipe_state.npz"
   np.savez(state, **checkpoint_recipe.full_state_dict(smpl_pkl))
   out = {}
@@ -119,11 +119,11 @@ def test_without_a_reference_venv_the_error_says_how_to_build_it(
 
 
 @pytest.fixture(scope="module")
-def synthetic_test_split(tmp_path_factory):
+def synthetic_test_split(module_tmp):
   """A synthetic HumanData test split (laid out like hybrik_pw3d_test.npz)."""
   from hybrik_jax.data import synthetic
 
-  root = tmp_path_factory.mktemp("synthetic")
+  root = module_tmp.mktemp("synthetic")
   synthetic.generate(root, num=10, num_test=6, seed=3)
   return root / "synthetic_test.npz"
 

@@ -235,10 +235,10 @@ def test_eval_loader_covers_every_sample_once(process_count):
 
 
 @pytest.fixture(scope="module")
-def tfds_dir(synthetic_dir, tmp_path_factory):
+def tfds_dir(synthetic_dir, module_tmp):
   from hybrik_jax.data import tfds_builder
 
-  data_dir = tmp_path_factory.mktemp("tfds")
+  data_dir = module_tmp.mktemp("tfds")
   tfds_builder.build(
     "synthetic", str(synthetic_dir), str(data_dir), num_threads=2
   )

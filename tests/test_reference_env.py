@@ -341,12 +341,12 @@ def _maxdiff(a, b) -> float:
 
 
 @pytest.fixture(scope="module")
-def hybrik_work(tmp_path_factory, smpl_pkl) -> Path:
+def hybrik_work(module_tmp, smpl_pkl) -> Path:
   """Scratch folder with the recipe state (npz), its .pth and a 1-sample
   input; the recipe checkpoint is tests/checkpoint_recipe.py's."""
   from checkpoint_recipe import full_state_dict
 
-  work = tmp_path_factory.mktemp("run_hybrik")
+  work = module_tmp.mktemp("run_hybrik")
   np.savez(work / "recipe.npz", **full_state_dict(smpl_pkl))
   g = np.load(GOLDEN_MODEL)
   np.savez(

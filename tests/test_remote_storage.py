@@ -70,10 +70,10 @@ def _train(base: Path, max_steps: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def bucket(tmp_path_factory):
+def bucket(module_tmp):
   """Tiny synthetic data uploaded to gs://bkt/data, then a 2-step run and its
   resume to step 4 in gs://bkt/run."""
-  base = tmp_path_factory.mktemp("gcs")
+  base = module_tmp.mktemp("gcs")
   (base / "cwd").mkdir()
   data = base / "bucket_root" / "bkt" / "data"
   subprocess.run(

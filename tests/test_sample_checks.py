@@ -366,9 +366,9 @@ def test_config_policy_reaches_the_source(synthetic_dir):
 
 
 @pytest.fixture(scope="module")
-def with_and_without_bad(synthetic_dir, tmp_path_factory):
+def with_and_without_bad(synthetic_dir, module_tmp):
   """(clean test file, the same with a NaN-GT copy of sample 0 at 1)."""
-  tmp = tmp_path_factory.mktemp("bad_inserted")
+  tmp = module_tmp.mktemp("bad_inserted")
   clean = _full(synthetic_dir / "synthetic_test.npz")
   broken = _insert(clean, 1, 0)
   _nan_gt(broken, 1)

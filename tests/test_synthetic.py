@@ -27,8 +27,8 @@ def model(smpl_model):
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory, model):
-  out = tmp_path_factory.mktemp("synthetic")
+def dataset(module_tmp, model):
+  out = module_tmp.mktemp("synthetic")
   res = synthetic.generate(
     out,
     num=6,

@@ -41,9 +41,9 @@ def _train(workdir, base, devices, per_device, max_steps):
 
 
 @pytest.fixture(scope="module")
-def eight_device_run(tmp_path_factory):
+def eight_device_run(module_tmp):
   """2 steps on 8 fake devices (global batch 8)."""
-  base = tmp_path_factory.mktemp("topology")
+  base = module_tmp.mktemp("topology")
   return base, _train(base / "run8", base, 8, 1, 2)
 
 

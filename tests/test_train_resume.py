@@ -47,9 +47,9 @@ def _summary(workdir):
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
+def straight(module_tmp):
   """The uninterrupted reference run (also warms the compilation cache)."""
-  base = tmp_path_factory.mktemp("train")
+  base = module_tmp.mktemp("train")
   data, cache = base / "data", xla_cache()
   _run(_cmd(base / "straight", data, cache))
   return base, _summary(base / "straight")

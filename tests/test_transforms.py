@@ -20,8 +20,8 @@ HYB = list(conv.HYBRIK29_IDXS)
 
 
 @pytest.fixture(scope="module")
-def anns(tmp_path_factory):
-  tmp = tmp_path_factory.mktemp("hd")
+def anns(module_tmp):
+  tmp = module_tmp.mktemp("hd")
   out = {}
   for kind in ("h36m", "pw3d", "mpi_inf_3dhp", "coco"):
     data = make_human_data(kind, seed=3)

@@ -72,10 +72,10 @@ def variables(tiny_run_dir):
 
 
 @pytest.fixture(scope="module")
-def walk(tmp_path_factory, smpl_model):
+def walk(module_tmp, smpl_model):
   """The walking clip, its ground truth and a shuffled multi-person
   --bbox-file of the ground-truth boxes."""
-  d = tmp_path_factory.mktemp("walk")
+  d = module_tmp.mktemp("walk")
   gt = synthetic_video.make_video(
     d / "walk.mp4", 3, FRAMES, SIZE, FPS, model=smpl_model
   )
@@ -104,14 +104,14 @@ def _run_walk(walk, tiny_run_dir, variables, out, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def raw(walk, tiny_run_dir, variables, tmp_path_factory):
-  out = tmp_path_factory.mktemp("raw")
+def raw(walk, tiny_run_dir, variables, module_tmp):
+  out = module_tmp.mktemp("raw")
   return _run_walk(walk, tiny_run_dir, variables, out), out
 
 
 @pytest.fixture(scope="module")
-def smoothed(walk, tiny_run_dir, variables, tmp_path_factory):
-  out = tmp_path_factory.mktemp("savgol")
+def smoothed(walk, tiny_run_dir, variables, module_tmp):
+  out = module_tmp.mktemp("savgol")
   res = _run_walk(
     walk, tiny_run_dir, variables, out, smooth="savgol", bvh_order="XYZ"
   )
@@ -128,13 +128,13 @@ def _tracks(out: Path, name: str = "walk") -> dict[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def stand(tmp_path_factory, smpl_model):
+def stand(module_tmp, smpl_model):
   """The standing clip + a YOLOv8-layout ONNX that finds its 3 people (and
   a non-person and a low-scoring box it must drop)."""
   pytest.importorskip("onnx")
   from onnx_graphs import write_model, yolov8_output
 
-  d = tmp_path_factory.mktemp("stand")
+  d = module_tmp.mktemp("stand")
   gt = synthetic_video.make_video(
     d / "stand.mp4",
     3,
