@@ -8,4 +8,4 @@ bash scripts/setup.sh
 bash scripts/setup_reference.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest -q --durations=20 "$@"
