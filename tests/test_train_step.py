@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 SCRIPT = Path(__file__).parent / "scripts" / "multidevice_step.py"
 
@@ -16,7 +17,7 @@ def test_eight_device_step_equals_unsharded(tmp_path):
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)
   # The script imports hybrik_jax from this checkout, installed or not.
-  env["PYTHONPATH"] = str(SCRIPT.parents[2])
+  env["PYTHONPATH"] = str(REPO)
   proc = subprocess.run(
     [sys.executable, str(SCRIPT), str(tmp_path)],
     capture_output=True,
